@@ -1,0 +1,58 @@
+# The project's commands. `make test` is what CI runs (.ci/run) and what the
+# README tells a new user to run; it installs or builds whatever is missing.
+
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+GO ?= go
+BIN := $(CURDIR)/bin
+TOOLS := $(GO) run -modfile=$(CURDIR)/hack/tools/go.mod
+CONTROLLER_GEN := $(TOOLS) sigs.k8s.io/controller-tools/cmd/controller-gen
+STATICCHECK := $(TOOLS) honnef.co/go/tools/cmd/staticcheck
+
+# Packages whose tests also run under the race detector.
+RACE_PKGS := ./edgex/... ./devicecontroller/...
+# Upper bound for one test binary; the suite as a whole stays far below it.
+TEST_TIMEOUT ?= 15m
+
+.PHONY: all build generate lint test test-deps demo bench bench-small chaos clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+generate:
+	$(CONTROLLER_GEN) object paths=./api/...
+	$(CONTROLLER_GEN) crd paths=./api/... output:crd:dir=deploy/crds
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt'ed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+	hack/verify-generated.sh
+
+# Real parts: etcd and mosquitto from Debian, kube-apiserver built from the
+# pinned k8s.io/kubernetes module.
+test-deps:
+	hack/ensure-test-deps.sh
+	hack/build-kube.sh kube-apiserver
+
+test: test-deps
+	$(GO) test -timeout $(TEST_TIMEOUT) -race $(RACE_PKGS)
+	$(GO) test -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v -e /edgex -e /devicecontroller)
+
+demo: test-deps build
+	hack/build-kube.sh kubectl
+	$(BIN)/demo
+
+bench: test-deps build
+	$(BIN)/bench $(BENCH_FLAGS)
+
+bench-small: test-deps build
+	BENCH_DEVICES=$${BENCH_DEVICES:-1000} $(BIN)/bench -small $(BENCH_FLAGS)
+
+chaos: test-deps
+	$(GO) test -timeout 60m -tags chaos -run Chaos -v ./devicecontroller/...
+
+clean:
+	rm -rf $(BIN) bench
