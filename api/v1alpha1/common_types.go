@@ -173,4 +173,3 @@ func SetCondition(conditions *[]Condition, c Condition) bool {
 	*existing = c
 	return true
 }
-
