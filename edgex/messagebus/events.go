@@ -1,6 +1,7 @@
 package messagebus
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -164,7 +165,11 @@ func (se SystemEvent) details(kind string, into any, name func() string) error {
 	if se.Type != kind {
 		return fmt.Errorf("system event is about a %s, not a %s", se.Type, kind)
 	}
-	if err := json.Unmarshal(se.Details, into); err != nil {
+	// Numbers inside free-form maps (protocol properties, attributes, tags)
+	// keep their exact text rather than passing through float64.
+	dec := json.NewDecoder(bytes.NewReader(se.Details))
+	dec.UseNumber()
+	if err := dec.Decode(into); err != nil {
 		return fmt.Errorf("decode %s in system event: %w", kind, err)
 	}
 	if name() == "" {
