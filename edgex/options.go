@@ -152,3 +152,11 @@ func loadCAPool(path string) (*x509.CertPool, error) {
 	}
 	return pool, nil
 }
+
+// TLSConfig builds the TLS settings of the REST clients from the same files
+// for other connections to the pool's EdgeX, such as its MQTT broker: a
+// custom CA (the only one trusted when set) and an optional client
+// certificate. It returns nil when no file is given.
+func TLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
+	return Options{CAFile: caFile, CertFile: certFile, KeyFile: keyFile}.tlsConfig()
+}

@@ -75,6 +75,11 @@ func StartIn(dir string, opts Options) (*Broker, error) {
 	b := &Broker{Port: port, dir: dir, conf: filepath.Join(dir, "mosquitto.conf")}
 	var conf strings.Builder
 	fmt.Fprintf(&conf, "listener %d 127.0.0.1\npersistence false\n", port)
+	if os.Geteuid() == 0 {
+		// Run as root, mosquitto would switch to its own user, which cannot
+		// read the password and certificate files tests write.
+		conf.WriteString("user root\n")
+	}
 	// Tests publish bursts; the defaults would drop QoS 0 messages to a
 	// subscriber that is briefly busy.
 	conf.WriteString("max_queued_messages 0\nmax_inflight_messages 0\n")
