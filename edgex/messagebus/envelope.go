@@ -25,7 +25,7 @@ const MaxMessageSize = 16 << 20
 // JSON text.
 type Envelope struct {
 	APIVersion    string            `json:"apiVersion"`
-	ReceivedTopic string            `json:"receivedTopic,omitempty"`
+	ReceivedTopic string            `json:"receivedTopic"`
 	CorrelationID string            `json:"correlationID"`
 	RequestID     string            `json:"requestID"`
 	ErrorCode     int               `json:"errorCode"`
