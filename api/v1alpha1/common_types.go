@@ -37,6 +37,14 @@ const (
 	// when the name fits a label value, so tools built for the dock still work.
 	LegacyEdgeXNameLabel = "yurt-iot-dock/edgex-object.name"
 
+	// OriginAnnotation is "edge" on objects the bridge imported from EdgeX.
+	// Such an object mirrors EdgeX; one applied in the cloud with managed
+	// false is created in EdgeX once and mirrored after that, as under
+	// yurt-iot-dock.
+	OriginAnnotation = "edgebridge.io/origin"
+	// OriginEdge is the OriginAnnotation value for imported objects.
+	OriginEdge = "edge"
+
 	// ConfirmEdgeDeletionAnnotation, set by a person on an imported object
 	// whose deletion the mass-deletion guard is holding, lets the bridge
 	// delete it once EdgeX still lacks it.
@@ -106,6 +114,7 @@ const (
 	ReasonRateLimited         = "RateLimited"
 	ReasonServiceUnavailable  = "DeviceServiceUnavailable"
 	ReasonNoDesiredProperties = "NoDesiredProperties"
+	ReasonNotManaged          = "NotManaged"
 )
 
 // Condition keeps upstream's condition shape (type, status,

@@ -1,0 +1,251 @@
+package devicecontroller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/edgexfoundry/go-mod-core-contracts/v3/dtos"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/edgebridge/edgebridge/api/v1alpha1"
+	"github.com/edgebridge/edgebridge/edgex/messagebus"
+)
+
+// Bridge is one node pool's bridge, wired into a controller-runtime manager
+// whose cache was built with CacheOptions.
+type Bridge struct {
+	shared
+	devices   *edgeSync[*v1alpha1.Device, dtos.Device]
+	services  *edgeSync[*v1alpha1.DeviceService, dtos.DeviceService]
+	profiles  *edgeSync[*v1alpha1.DeviceProfile, dtos.DeviceProfile]
+	commands  *commander
+	telemetry *telemetry
+	resync    *resyncer
+	edge      EdgeX
+	elected   <-chan struct{}
+}
+
+// New wires the bridge into mgr: one controller per kind (one generic
+// implementation), the edge queues, the resync, the bus subscriptions and
+// the health checks. Everything but the health checks runs only while this
+// replica leads its pool.
+func New(mgr manager.Manager, edge EdgeX, opts Options) (*Bridge, error) {
+	opts = opts.withDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, fmt.Errorf("bridge options: %w", err)
+	}
+	b := &Bridge{edge: edge, elected: mgr.Elected()}
+	b.shared = shared{
+		opts:     opts,
+		client:   mgr.GetClient(),
+		recorder: mgr.GetEventRecorder(opts.EventSource),
+		metrics:  newMetrics(opts.NodePool),
+		log:      mgr.GetLogger().WithName("edgebridge").WithValues("pool", opts.NodePool),
+	}
+	b.resync = newResyncer(&b.shared)
+	b.health = newEdgeHealth(edge.Ping, b.resync.trigger)
+	guard := newDeletionGuard()
+
+	var err error
+	if b.services, err = setupKind(mgr, &b.shared, serviceKind(edge), guard, nil); err != nil {
+		return nil, err
+	}
+	if b.profiles, err = setupKind(mgr, &b.shared, profileKind(edge), guard, nil); err != nil {
+		return nil, err
+	}
+	drive := func(ctx context.Context, d *v1alpha1.Device, e dtos.Device) (reconcile.Result, error) {
+		return b.commands.drive(ctx, d, e)
+	}
+	if b.devices, err = setupKind(mgr, &b.shared, deviceKind(edge), guard, drive); err != nil {
+		return nil, err
+	}
+	b.devices.rec.onDelete = func(d *v1alpha1.Device) {
+		key := types.NamespacedName{Namespace: d.Namespace, Name: d.Name}
+		b.commands.forget(key)
+		b.telemetry.forget(key)
+	}
+	b.commands = newCommander(&b.shared, edge.Commands, opts.CommandTransport, b.profiles.view, b.services.view, b.devices.requeueKey)
+	b.telemetry = newTelemetry(&b.shared, b.commands, func(ctx context.Context, edgexName string) (*v1alpha1.Device, bool) {
+		owner, found, err := b.devices.rec.owner(ctx, edgexName)
+		return owner, found && err == nil
+	})
+	b.resync.kinds = []resyncable{b.services, b.profiles, b.devices}
+
+	for _, r := range []manager.Runnable{
+		b.devices, b.services, b.profiles, b.resync, b.telemetry,
+		manager.RunnableFunc(b.health.run),
+		manager.RunnableFunc(b.listen),
+	} {
+		if err := mgr.Add(r); err != nil {
+			return nil, fmt.Errorf("add bridge runnable: %w", err)
+		}
+	}
+	if err := mgr.AddReadyzCheck("edgex", b.readyz); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// setupKind builds one kind's view, reconciler and edge queue, indexes the
+// kind by EdgeX name, and registers its controller.
+func setupKind[O client.Object, E any](mgr manager.Manager, s *shared, k *kind[O, E], guard *deletionGuard,
+	afterSync func(context.Context, O, E) (reconcile.Result, error)) (*edgeSync[O, E], error) {
+	view := newEdgeView(k.edgeName, k.edgeModified)
+	rec := &reconciler[O, E]{shared: s, kind: k, view: view, afterSync: afterSync}
+	sync := newEdgeSync(s, k, view, rec, guard)
+	rec.edgeGone = sync.queue.Add
+
+	err := mgr.GetFieldIndexer().IndexField(context.Background(), k.newObject(), indexEdgeXName,
+		func(o client.Object) []string { return []string{v1alpha1.EdgeXName(o)} })
+	if err != nil {
+		return nil, fmt.Errorf("index %s by EdgeX name: %w", k.Name, err)
+	}
+	err = builder.ControllerManagedBy(mgr).
+		Named(fmt.Sprintf("%s-%s", lower(k.Name), s.opts.NodePool)).
+		For(k.newObject(), builder.WithPredicates(specOrMetadataChanged())).
+		WatchesRawSource(source.Channel(sync.reconcileCh, &handler.EnqueueRequestForObject{})).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: s.opts.Workers,
+			RateLimiter:             reconcileRateLimiter(),
+			// Several pools' bridges may share a process in tests.
+			SkipNameValidation: ptrTo(true),
+		}).
+		Complete(rec)
+	if err != nil {
+		return nil, fmt.Errorf("set up %s controller: %w", k.Name, err)
+	}
+	return sync, nil
+}
+
+// specOrMetadataChanged lets through creations, deletions and changes of
+// spec (generation), labels, annotations or finalizers; status-only
+// updates, which telemetry makes all the time, are skipped.
+func specOrMetadataChanged() predicate.Predicate {
+	return predicate.Or(
+		predicate.GenerationChangedPredicate{},
+		predicate.LabelChangedPredicate{},
+		predicate.AnnotationChangedPredicate{},
+		predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+			return !equalStrings(e.ObjectOld.GetFinalizers(), e.ObjectNew.GetFinalizers()) ||
+				!e.ObjectOld.GetDeletionTimestamp().Equal(e.ObjectNew.GetDeletionTimestamp())
+		}},
+	)
+}
+
+// reconcileRateLimiter retries failures from 100ms up to a minute, per
+// object, with no global bucket: a burst of 10,000 imports must not be
+// throttled to ten a second.
+func reconcileRateLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
+	return workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](100*time.Millisecond, time.Minute)
+}
+
+// listen subscribes to core-metadata's system events, and resyncs whenever
+// the bus reconnects (events were surely missed while it was down).
+func (b *Bridge) listen(ctx context.Context) error {
+	if b.edge.Bus == nil {
+		<-ctx.Done()
+		return nil
+	}
+	err := b.edge.Bus.SubscribeSystemEvents(b.onSystemEvent, func(topic string, err error) {
+		b.metrics.decodeErrors.WithLabelValues(b.metrics.pool, "system-event").Inc()
+		b.log.V(1).Info("undecodable system event", "topic", topic, "error", err.Error())
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe to EdgeX system events: %w", err)
+	}
+	err = b.edge.Bus.SubscribeEvents(b.telemetry.onEvent, func(topic string, err error) {
+		b.metrics.decodeErrors.WithLabelValues(b.metrics.pool, "event").Inc()
+		b.log.V(1).Info("undecodable device event", "topic", topic, "error", err.Error())
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe to EdgeX device events: %w", err)
+	}
+	connected := b.edge.Bus.Connected()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			now := b.edge.Bus.Connected()
+			if now && !connected {
+				b.log.Info("message bus reconnected; resyncing to repair missed events")
+				b.resync.trigger()
+			}
+			connected = now
+		}
+	}
+}
+
+func (b *Bridge) onSystemEvent(_ string, se messagebus.SystemEvent) {
+	switch se.Type {
+	case messagebus.KindDevice:
+		if d, err := se.Device(); err == nil {
+			b.devices.onEvent(se.Action, d)
+		}
+	case messagebus.KindDeviceService:
+		if s, err := se.Service(); err == nil {
+			b.services.onEvent(se.Action, s)
+		}
+	case messagebus.KindDeviceProfile:
+		if p, err := se.Profile(); err == nil {
+			b.profiles.onEvent(se.Action, p)
+		}
+	}
+}
+
+// readyz is ready once EdgeX has been listed completely and is answering.
+// A standby replica (not leading its pool) is ready to take over, so it
+// reports ready and never stalls a rollout.
+func (b *Bridge) readyz(*http.Request) error {
+	select {
+	case <-b.elected:
+	default:
+		return nil
+	}
+	return b.Ready()
+}
+
+// ResyncNow asks for a full resync without waiting for it.
+func (b *Bridge) ResyncNow() { b.resync.trigger() }
+
+// LeaseName is the leader-election lease of one pool's bridge: replicas of
+// one pool compete for it, and pools never block each other.
+func LeaseName(pool string) string { return "edgebridge-" + pool }
+
+// Scheme holds the kinds the bridge reads and writes.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(v1alpha1.AddToScheme(s))
+	return s
+}
+
+// Ready reports nil once the bridge has listed EdgeX completely and EdgeX
+// answers; it is what /readyz reports while this replica leads its pool.
+func (b *Bridge) Ready() error {
+	if down, err := b.health.Down(); down {
+		return fmt.Errorf("EdgeX unreachable: %w", err)
+	}
+	if !b.devices.view.Complete() || !b.services.view.Complete() || !b.profiles.view.Complete() {
+		return errors.New("EdgeX not listed completely yet")
+	}
+	return nil
+}

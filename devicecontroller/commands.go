@@ -1,0 +1,424 @@
+package devicecontroller
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/edgexfoundry/go-mod-core-contracts/v3/dtos"
+	"golang.org/x/time/rate"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/edgebridge/edgebridge/api/v1alpha1"
+	"github.com/edgebridge/edgebridge/edgex"
+	"github.com/edgebridge/edgebridge/edgex/convert"
+)
+
+// commander drives desired device property values to the devices. It is
+// level-triggered: whenever a device's reported value differs from the
+// desired one (compared by the resource's value type), it sends a command,
+// one at a time per device resource, retrying failures with backoff until
+// the command succeeds or the desired value changes. Commands run on their
+// own goroutines, so a slow device never delays another.
+type commander struct {
+	*shared
+	cmd       Commander
+	transport string
+	profiles  *edgeView[dtos.DeviceProfile]
+	services  *edgeView[dtos.DeviceService]
+	// requeue asks the device controller to reconcile a device, when a
+	// command ends or telemetry shows drift.
+	requeue func(types.NamespacedName)
+	slots   chan struct{}
+
+	mu       sync.Mutex
+	props    map[propKey]*propState
+	limiters map[types.NamespacedName]*rate.Limiter
+}
+
+type propKey struct {
+	device   types.NamespacedName
+	resource string
+}
+
+// propState is what the commander remembers of one device resource. It is
+// only memory: after a restart, status says what was reported, and the
+// commander starts again from the difference.
+type propState struct {
+	inFlight bool
+	// value is the value the last command carried, and outcome how it ended.
+	value    string
+	outcome  *v1alpha1.CommandOutcome
+	attempts int32
+	retryAt  time.Time
+}
+
+func newCommander(s *shared, cmd Commander, transport string, profiles *edgeView[dtos.DeviceProfile],
+	services *edgeView[dtos.DeviceService], requeue func(types.NamespacedName)) *commander {
+	return &commander{
+		shared: s, cmd: cmd, transport: transport, profiles: profiles, services: services, requeue: requeue,
+		slots:    make(chan struct{}, s.opts.MaxCommandsInFlight),
+		props:    map[propKey]*propState{},
+		limiters: map[types.NamespacedName]*rate.Limiter{},
+	}
+}
+
+// drive runs after a device and EdgeX agree: it compares each desired value
+// with the reported one, starts the commands needed, and records every
+// property's outcome in status and in the PropertiesSynced condition.
+func (c *commander) drive(_ context.Context, dev *v1alpha1.Device, edge dtos.Device) (reconcile.Result, error) {
+	key := types.NamespacedName{Namespace: dev.Namespace, Name: dev.Name}
+	desired := desiredValues(dev)
+	c.forgetOthers(key, desired)
+	if len(desired) == 0 {
+		if v1alpha1.FindCondition(dev.Status.Conditions, v1alpha1.ConditionPropertiesSynced) != nil {
+			c.setPropertiesSynced(dev, true, v1alpha1.ReasonNoDesiredProperties, "no desired property values")
+		}
+		return reconcile.Result{}, nil
+	}
+	if !dev.Spec.Managed {
+		c.setPropertiesSynced(dev, false, v1alpha1.ReasonNotManaged,
+			"commands are sent only to managed devices; set spec.managed: true to make this object the device's truth")
+		return reconcile.Result{}, nil
+	}
+	profile, ok := c.profiles.Get(edge.ProfileName)
+	if !ok {
+		c.setPropertiesSynced(dev, false, v1alpha1.ReasonDependencyMissing,
+			fmt.Sprintf("device profile %q is not in EdgeX (yet)", edge.ProfileName))
+		return reconcile.Result{}, nil
+	}
+	blocked := c.blockedBy(edge)
+
+	var requeueAfter time.Duration
+	var pending, failing []string
+	var failReason string
+	for _, name := range sortedKeys(desired) {
+		want := desired[name]
+		res, found := findResource(profile, name)
+		entry := c.statusEntry(dev, edge.Name, name, res)
+		outcome, wait := c.driveOne(key, edge.Name, name, want, res, found, blocked, entry)
+		if wait > 0 && (requeueAfter == 0 || wait < requeueAfter) {
+			requeueAfter = wait
+		}
+		if outcome != nil {
+			entry.LastCommand = outcome
+		}
+		if outcome != nil && outcome.Result == v1alpha1.CommandSucceeded && outcome.Value == want &&
+			outcome.Time.UnixMilli() >= entry.LastReported {
+			// The device accepted the value; until it reports again, the
+			// value it holds is the one it accepted.
+			entry.ActualValue = convert.FormatValue(res.Properties.ValueType, want)
+		}
+		dev.Status.DeviceProperties[name] = *entry
+		switch {
+		case c.inSync(entry, want, res):
+		case outcome != nil && outcome.Result != v1alpha1.CommandSucceeded:
+			failing = append(failing, fmt.Sprintf("%s: %s", name, outcome.Message))
+			if failReason == "" {
+				failReason = outcome.Reason
+			}
+		default:
+			pending = append(pending, name)
+		}
+	}
+	switch {
+	case len(failing) > 0:
+		c.setPropertiesSynced(dev, false, failReason, strings.Join(failing, "; "))
+	case len(pending) > 0:
+		c.setPropertiesSynced(dev, false, v1alpha1.ReasonCommandPending, "waiting for "+strings.Join(pending, ", "))
+	default:
+		c.setPropertiesSynced(dev, true, v1alpha1.ReasonInSync, "every desired value was reported by the device")
+	}
+	return reconcile.Result{RequeueAfter: requeueAfter}, nil
+}
+
+// driveOne decides for one property: nothing to do, blocked, wait, or send.
+// It returns the outcome to show and, when it must look again later, when.
+func (c *commander) driveOne(key types.NamespacedName, device, name, want string, res dtos.DeviceResource, found bool,
+	blocked *v1alpha1.CommandOutcome, entry *v1alpha1.ActualPropertyState) (*v1alpha1.CommandOutcome, time.Duration) {
+	pk := propKey{key, name}
+	c.mu.Lock()
+	st := c.props[pk]
+	if st == nil {
+		st = &propState{}
+		c.props[pk] = st
+	}
+	defer c.mu.Unlock()
+
+	if st.value != want && !st.inFlight {
+		// New intent: forget the old value's failures and backoff.
+		st.value, st.outcome, st.attempts, st.retryAt = want, nil, 0, time.Time{}
+	}
+	if found && c.inSync(entry, want, res) {
+		return st.outcomeFor(want, entry.LastCommand), 0
+	}
+	if st.accepted(want, entry) {
+		return st.outcome, 0
+	}
+	if refusal := refuse(name, want, res, found); refusal != nil {
+		return refusal, 0
+	}
+	if blocked != nil {
+		b := *blocked
+		b.Value = want
+		return &b, 0
+	}
+	if st.inFlight {
+		return st.outcomeFor(want, entry.LastCommand), 0
+	}
+	if now := time.Now(); now.Before(st.retryAt) {
+		return st.outcome, st.retryAt.Sub(now)
+	}
+	if !c.limiter(key).Allow() {
+		return blockedOutcome(want, v1alpha1.ReasonRateLimited,
+			fmt.Sprintf("more than %g commands a second for this device; waiting", c.opts.CommandRate)), time.Second
+	}
+	st.inFlight, st.value = true, want
+	st.attempts++
+	putURL := entry.PutURL
+	go c.send(pk, device, want, putURL, st.attempts)
+	return st.outcomeFor(want, entry.LastCommand), 0
+}
+
+// outcomeFor returns the remembered outcome when it is about value, else
+// what status already says.
+func (st *propState) outcomeFor(value string, shown *v1alpha1.CommandOutcome) *v1alpha1.CommandOutcome {
+	if st.outcome != nil && st.outcome.Value == value {
+		return st.outcome
+	}
+	return shown
+}
+
+// accepted reports whether the device accepted value and has reported
+// nothing since that contradicts it.
+func (st *propState) accepted(value string, entry *v1alpha1.ActualPropertyState) bool {
+	return st.outcome != nil && st.outcome.Value == value && st.outcome.Result == v1alpha1.CommandSucceeded &&
+		entry.LastReported <= st.outcome.Time.UnixMilli()
+}
+
+// inSync reports whether the device reported (or accepted) the wanted value.
+func (c *commander) inSync(entry *v1alpha1.ActualPropertyState, want string, res dtos.DeviceResource) bool {
+	known := entry.LastReported > 0 || (entry.LastCommand != nil && entry.LastCommand.Result == v1alpha1.CommandSucceeded)
+	return known && convert.EqualValues(res.Properties.ValueType, want, entry.ActualValue)
+}
+
+// send runs one command and records how it ended.
+func (c *commander) send(pk propKey, device, value, putURL string, attempt int32) {
+	c.slots <- struct{}{}
+	defer func() { <-c.slots }()
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.CommandTimeout)
+	defer cancel()
+	values := map[string]string{pk.resource: value}
+	start := time.Now()
+	var err error
+	if uc, ok := c.cmd.(URLCommander); ok && putURL != "" && putURL != c.cmd.URL(device, pk.resource) {
+		err = uc.WriteURL(ctx, putURL, values)
+	} else {
+		err = c.cmd.Write(ctx, device, pk.resource, values)
+	}
+	c.metrics.commandsSent.WithLabelValues(c.metrics.pool, c.transport).Inc()
+	c.metrics.commandSeconds.WithLabelValues(c.metrics.pool, c.transport).Observe(time.Since(start).Seconds())
+
+	outcome := &v1alpha1.CommandOutcome{Value: value, Result: v1alpha1.CommandSucceeded, Time: metav1.Now(), Attempts: attempt}
+	if err != nil {
+		outcome.Result, outcome.Reason = v1alpha1.CommandFailed, commandReason(err)
+		outcome.Message = truncate(err.Error(), 1024)
+		c.metrics.commandsFailed.WithLabelValues(c.metrics.pool, c.transport, outcome.Reason).Inc()
+	}
+	c.mu.Lock()
+	if st := c.props[pk]; st != nil {
+		st.inFlight = false
+		if st.value == value {
+			st.outcome = outcome
+			if err != nil {
+				st.retryAt = time.Now().Add(c.backoff(attempt))
+			} else {
+				st.attempts, st.retryAt = 0, time.Time{}
+			}
+		}
+	}
+	c.mu.Unlock()
+	c.requeue(pk.device)
+}
+
+// backoff grows exponentially from CommandRetryBase to CommandRetryMax,
+// with jitter so that many failing devices do not retry in lockstep.
+func (c *commander) backoff(attempt int32) time.Duration {
+	d := c.opts.CommandRetryBase
+	for i := int32(1); i < attempt && d < c.opts.CommandRetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, c.opts.CommandRetryMax)
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// confirmedAt is when the device last accepted a command for the resource;
+// readings taken before it are stale for that resource.
+func (c *commander) confirmedAt(device types.NamespacedName, resource string) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.props[propKey{device, resource}]; st != nil && st.outcome != nil && st.outcome.Result == v1alpha1.CommandSucceeded {
+		return st.outcome.Time.Time
+	}
+	return time.Time{}
+}
+
+// forgetOthers drops what the commander remembers of properties the device
+// no longer wants set.
+func (c *commander) forgetOthers(device types.NamespacedName, desired map[string]string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for pk, st := range c.props {
+		if pk.device == device && !st.inFlight {
+			if _, ok := desired[pk.resource]; !ok {
+				delete(c.props, pk)
+			}
+		}
+	}
+	if len(desired) == 0 {
+		delete(c.limiters, device)
+	}
+}
+
+// forget drops everything remembered of a deleted device.
+func (c *commander) forget(device types.NamespacedName) {
+	c.forgetOthers(device, nil)
+}
+
+func (c *commander) limiter(device types.NamespacedName) *rate.Limiter {
+	l := c.limiters[device]
+	if l == nil {
+		l = rate.NewLimiter(rate.Limit(c.opts.CommandRate), c.opts.CommandBurst)
+		c.limiters[device] = l
+	}
+	return l
+}
+
+// blockedBy says why the device takes no commands now, or nil.
+func (c *commander) blockedBy(edge dtos.Device) *v1alpha1.CommandOutcome {
+	switch {
+	case edge.AdminState == string(v1alpha1.Locked):
+		return blockedOutcome("", v1alpha1.ReasonDeviceLocked, "the device is LOCKED in EdgeX; commands resume when it is unlocked")
+	case edge.OperatingState == string(v1alpha1.Down):
+		return blockedOutcome("", v1alpha1.ReasonDeviceDown, "the device is DOWN in EdgeX; commands resume when it is up")
+	}
+	if svc, ok := c.services.Get(edge.ServiceName); ok && svc.AdminState == string(v1alpha1.Locked) {
+		return blockedOutcome("", v1alpha1.ReasonDeviceLocked,
+			fmt.Sprintf("device service %q is LOCKED in EdgeX; commands resume when it is unlocked", edge.ServiceName))
+	}
+	return nil
+}
+
+// refuse checks a value against the profile before it is sent; admission
+// normally refused it already, but the profile may have changed since.
+func refuse(name, value string, res dtos.DeviceResource, found bool) *v1alpha1.CommandOutcome {
+	if !found {
+		return blockedOutcome(value, v1alpha1.ReasonUnknownResource, fmt.Sprintf("the device's profile has no resource %q", name))
+	}
+	if !strings.Contains(res.Properties.ReadWrite, "W") {
+		return blockedOutcome(value, v1alpha1.ReasonReadOnly, fmt.Sprintf("resource %q is read-only (%s)", name, res.Properties.ReadWrite))
+	}
+	if err := convert.CheckValue(convert.ResourcePropertiesFromEdgeX(res.Properties), value); err != nil {
+		reason := v1alpha1.ReasonInvalidValue
+		if ve, ok := err.(*convert.ValueError); ok {
+			reason = ve.Reason
+		}
+		return blockedOutcome(value, reason, err.Error())
+	}
+	return nil
+}
+
+func blockedOutcome(value, reason, message string) *v1alpha1.CommandOutcome {
+	return &v1alpha1.CommandOutcome{Value: value, Result: v1alpha1.CommandBlocked, Reason: reason, Message: message, Time: metav1.Now()}
+}
+
+// commandReason names a failed command for status.
+func commandReason(err error) string {
+	switch edgex.KindOf(err) {
+	case edgex.KindLocked:
+		return v1alpha1.ReasonDeviceLocked
+	case edgex.KindNotAllowed:
+		return v1alpha1.ReasonReadOnly
+	case edgex.KindNotFound:
+		return v1alpha1.ReasonUnknownResource
+	case edgex.KindInvalid:
+		return v1alpha1.ReasonInvalidValue
+	case edgex.KindUnavailable:
+		if unreachable(err) {
+			return v1alpha1.ReasonEdgeXUnreachable
+		}
+		return v1alpha1.ReasonServiceUnavailable
+	case edgex.KindUnauthorized:
+		return v1alpha1.ReasonUnauthorized
+	default:
+		return v1alpha1.ReasonCommandFailed
+	}
+}
+
+// statusEntry returns the status entry for a property, with its URLs and
+// value type filled in.
+func (c *commander) statusEntry(dev *v1alpha1.Device, device, name string, res dtos.DeviceResource) *v1alpha1.ActualPropertyState {
+	if dev.Status.DeviceProperties == nil {
+		dev.Status.DeviceProperties = map[string]v1alpha1.ActualPropertyState{}
+	}
+	entry := dev.Status.DeviceProperties[name]
+	entry.Name = name
+	if entry.GetURL == "" {
+		entry.GetURL = c.cmd.URL(device, name)
+	}
+	entry.PutURL = dev.Spec.DeviceProperties[name].PutURL
+	if entry.PutURL == "" {
+		entry.PutURL = c.cmd.URL(device, name)
+	}
+	if res.Properties.ValueType != "" {
+		entry.ValueType = res.Properties.ValueType
+		entry.Units = res.Properties.Units
+	}
+	return &entry
+}
+
+func (c *commander) setPropertiesSynced(dev *v1alpha1.Device, ok bool, reason, message string) {
+	status := metav1.ConditionFalse
+	if ok {
+		status = metav1.ConditionTrue
+	}
+	v1alpha1.SetCondition(&dev.Status.Conditions, v1alpha1.Condition{
+		Type: v1alpha1.ConditionPropertiesSynced, Status: status, Reason: reason,
+		Message: truncate(message, 4096), ObservedGeneration: dev.Generation,
+	})
+}
+
+func desiredValues(dev *v1alpha1.Device) map[string]string {
+	out := map[string]string{}
+	for name, p := range dev.Spec.DeviceProperties {
+		if p.DesiredValue != "" {
+			out[name] = p.DesiredValue
+		}
+	}
+	return out
+}
+
+// findResource finds a device resource by name in the profile.
+func findResource(p dtos.DeviceProfile, name string) (dtos.DeviceResource, bool) {
+	for _, r := range p.DeviceResources {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return dtos.DeviceResource{}, false
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

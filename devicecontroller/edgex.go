@@ -1,0 +1,65 @@
+package devicecontroller
+
+import (
+	"context"
+
+	"github.com/edgexfoundry/go-mod-core-contracts/v3/dtos"
+
+	"github.com/edgebridge/edgebridge/edgex"
+	"github.com/edgebridge/edgebridge/edgex/messagebus"
+)
+
+// The small interfaces below are all the bridge needs of EdgeX. The edgex
+// packages implement them; tests may too, but the package's own tests use
+// the real clients against the EdgeX simulator.
+
+// Store is one core-metadata kind: devices, device services or profiles.
+type Store[E, U any] interface {
+	Add(ctx context.Context, items ...E) ([]edgex.Result, error)
+	Update(ctx context.Context, patches ...U) ([]edgex.Result, error)
+	Delete(ctx context.Context, name string) error
+	List(ctx context.Context) ([]E, error)
+}
+
+// ProfileStore adds the full replacement EdgeX offers for profiles, whose
+// resources and commands a PATCH cannot change.
+type ProfileStore interface {
+	Store[dtos.DeviceProfile, dtos.UpdateDeviceProfileBasicInfo]
+	ReplaceProfiles(ctx context.Context, profiles ...dtos.DeviceProfile) ([]edgex.Result, error)
+}
+
+// Commander sends a device command (a set) and says where commands go.
+type Commander interface {
+	Write(ctx context.Context, device, command string, values map[string]string) error
+	URL(device, command string) string
+}
+
+// URLCommander can also honour a user-set putURL.
+type URLCommander interface {
+	WriteURL(ctx context.Context, putURL string, values map[string]string) error
+}
+
+// Bus is the EdgeX message bus as the bridge listens to it.
+type Bus interface {
+	SubscribeEvents(handler func(topic string, ev dtos.Event), onError func(topic string, err error)) error
+	SubscribeSystemEvents(handler func(topic string, se messagebus.SystemEvent), onError func(topic string, err error)) error
+	Connected() bool
+}
+
+// Publisher publishes northbound telemetry.
+type Publisher interface {
+	Publish(ctx context.Context, topic string, payload []byte) error
+}
+
+// EdgeX is everything the bridge needs of one pool's EdgeX.
+type EdgeX struct {
+	Devices  Store[dtos.Device, dtos.UpdateDevice]
+	Services Store[dtos.DeviceService, dtos.UpdateDeviceService]
+	Profiles ProfileStore
+	// Commands sends the commands that desired property values become.
+	Commands Commander
+	// Bus delivers system events and device events.
+	Bus Bus
+	// Ping reports whether core-metadata answers, for readiness.
+	Ping func(ctx context.Context) error
+}

@@ -1,0 +1,285 @@
+package devicecontroller_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/edgexfoundry/go-mod-core-contracts/v3/dtos"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/edgebridge/edgebridge/api/v1alpha1"
+	"github.com/edgebridge/edgebridge/devicecontroller"
+	"github.com/edgebridge/edgebridge/edgex"
+	"github.com/edgebridge/edgebridge/edgex/messagebus"
+	"github.com/edgebridge/edgebridge/edgex/simulator"
+	"github.com/edgebridge/edgebridge/hack/testenv"
+	"github.com/edgebridge/edgebridge/hack/testenv/broker"
+)
+
+// The package's tests share one API server and one broker; each test gets
+// its own namespace, node pool, topic prefix and EdgeX simulator.
+var (
+	kube *testenv.Kube
+	mqtt *broker.Broker
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv("EDGEBRIDGE_TEST_LOGS") != "" {
+		ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
+	}
+	var err error
+	if kube, err = testenv.StartKube(testenv.KubeOptions{}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	dir, _ := os.MkdirTemp("", "edgebridge-mqtt-")
+	if mqtt, err = broker.StartIn(dir, broker.Options{}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		_ = kube.Stop()
+		os.Exit(1)
+	}
+	code := m.Run()
+	mqtt.Stop()
+	_ = os.RemoveAll(dir)
+	if err := kube.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stop control plane:", err)
+	}
+	os.Exit(code)
+}
+
+var poolSeq atomic.Int64
+
+// pool is one node pool under test: its EdgeX (the simulator) and its
+// bridge, serving one namespace.
+type pool struct {
+	t      *testing.T
+	name   string
+	ns     string
+	prefix string
+	sim    *simulator.Simulator
+	c      client.Client
+
+	opts   devicecontroller.Options
+	bridge *devicecontroller.Bridge
+	stop   func()
+}
+
+type poolConfig struct {
+	// namespace to serve; default a new one.
+	namespace string
+	// seedDemo loads the simulator's GPIO board, sensor and camera first.
+	seedDemo bool
+	// transport for commands: rest (default) or mqtt.
+	transport string
+	// options adjusts the bridge's options.
+	options func(*devicecontroller.Options)
+	// simOptions adjusts the simulator's options.
+	simOptions func(*simulator.Options)
+}
+
+func startPool(t *testing.T, cfg poolConfig) *pool {
+	t.Helper()
+	p := &pool{t: t, c: kube.Client}
+	p.name = fmt.Sprintf("pool%d", poolSeq.Add(1))
+	p.prefix = "edgex-" + p.name
+	p.ns = cfg.namespace
+	if p.ns == "" {
+		p.ns = kube.Namespace(t)
+	}
+	simOpts := simulator.Options{BrokerURL: mqtt.URL(), TopicPrefix: p.prefix}
+	if cfg.simOptions != nil {
+		cfg.simOptions(&simOpts)
+	}
+	p.sim = simulator.New(simOpts)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.sim.Start(ctx); err != nil {
+		t.Fatalf("start simulator: %v", err)
+	}
+	t.Cleanup(func() { _ = p.sim.Close() })
+	if cfg.seedDemo {
+		if err := p.sim.SeedDemo(ctx); err != nil {
+			t.Fatalf("seed demo devices: %v", err)
+		}
+	}
+	p.opts = devicecontroller.Options{
+		NodePool:         p.name,
+		Namespaces:       []string{p.ns},
+		StatusInterval:   200 * time.Millisecond,
+		CommandRetryBase: 100 * time.Millisecond,
+		CommandRetryMax:  time.Second,
+		CommandTransport: cfg.transport,
+	}
+	if cfg.options != nil {
+		cfg.options(&p.opts)
+	}
+	p.startBridge()
+	return p
+}
+
+// startBridge starts (or restarts) the pool's bridge and returns once it
+// has listed EdgeX completely.
+func (p *pool) startBridge() {
+	t := p.t
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	restOpts := edgex.Options{MetadataURL: p.sim.MetadataURL(), CommandURL: p.sim.CommandURL(), Timeout: 3 * time.Second, Retries: -1}
+	meta, err := edgex.NewMetadata(restOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := edgex.NewCommand(restOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus, err := messagebus.New(messagebus.Options{BrokerURL: mqtt.URL(), TopicPrefix: p.prefix, MaxReconnectInterval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	edge := devicecontroller.EdgeX{
+		Devices: meta.Devices, Services: meta.Services, Profiles: profileStore{meta.Profiles, meta},
+		Commands: cmd, Bus: bus, Ping: meta.Ping,
+	}
+	if p.opts.CommandTransport == "mqtt" {
+		edge.Commands = messagebus.Commander{Client: bus, RESTURL: cmd.URL}
+	}
+	mgr, err := ctrl.NewManager(kube.Config, ctrl.Options{
+		Scheme:                 devicecontroller.Scheme(),
+		Cache:                  devicecontroller.CacheOptions(p.name, p.opts.Namespaces),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Controller:             config.Controller{SkipNameValidation: ptr(true)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.bridge, err = devicecontroller.New(mgr, edge, p.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	stopped := false
+	p.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("bridge of %s stopped with: %v", p.name, err)
+		}
+		bus.Close()
+	}
+	t.Cleanup(p.stop)
+	testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
+		return p.bridge.Ready()
+	})
+}
+
+// profileStore joins the profile kind and the full replacement, as
+// cmd/devicecontroller does.
+type profileStore struct {
+	*edgex.Kind[dtos.DeviceProfile, dtos.UpdateDeviceProfileBasicInfo]
+	meta *edgex.Metadata
+}
+
+func (p profileStore) ReplaceProfiles(ctx context.Context, profiles ...dtos.DeviceProfile) ([]edgex.Result, error) {
+	return p.meta.ReplaceProfiles(ctx, profiles...)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// get reads an object of the pool's namespace.
+func (p *pool) get(obj client.Object, name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return p.c.Get(ctx, client.ObjectKey{Namespace: p.ns, Name: name}, obj)
+}
+
+// waitFor waits until the named object satisfies check.
+func waitFor[O client.Object](p *pool, obj O, name string, check func(O) error) {
+	p.t.Helper()
+	testenv.Eventually(p.t, testenv.DefaultTimeout, func(ctx context.Context) error {
+		if err := p.get(obj, name); err != nil {
+			return err
+		}
+		return check(obj)
+	})
+}
+
+// waitGone waits until the named object no longer exists.
+func waitGone(p *pool, obj client.Object, name string) {
+	p.t.Helper()
+	testenv.Eventually(p.t, testenv.DefaultTimeout, func(ctx context.Context) error {
+		err := p.get(obj, name)
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("%s still exists (finalizers %v, deleting %v)", name, obj.GetFinalizers(), obj.GetDeletionTimestamp() != nil)
+	})
+}
+
+// synced checks the Synced condition and status.synced.
+func synced(status bool, conds []v1alpha1.Condition) error {
+	c := v1alpha1.FindCondition(conds, v1alpha1.ConditionSynced)
+	if !status || c == nil || c.Status != "True" {
+		return fmt.Errorf("not synced: synced=%v condition=%+v", status, c)
+	}
+	return nil
+}
+
+// reason checks the Synced condition's reason.
+func reason(conds []v1alpha1.Condition, condType, want string) error {
+	c := v1alpha1.FindCondition(conds, condType)
+	if c == nil || c.Reason != want {
+		return fmt.Errorf("%s condition is %+v, want reason %s", condType, c, want)
+	}
+	return nil
+}
+
+func (p *pool) create(obj client.Object) {
+	p.t.Helper()
+	obj.SetNamespace(p.ns)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.c.Create(ctx, obj); err != nil {
+		p.t.Fatalf("create %s: %v", obj.GetName(), err)
+	}
+}
+
+func (p *pool) delete(obj client.Object) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.c.Delete(ctx, obj); err != nil {
+		p.t.Fatalf("delete %s: %v", obj.GetName(), err)
+	}
+}
+
+// update applies change to the named object, retrying on conflicts.
+func update[O client.Object](p *pool, obj O, name string, change func(O)) {
+	p.t.Helper()
+	testenv.Eventually(p.t, testenv.DefaultTimeout, func(ctx context.Context) error {
+		if err := p.get(obj, name); err != nil {
+			return err
+		}
+		change(obj)
+		return p.c.Update(ctx, obj)
+	})
+}

@@ -1,0 +1,169 @@
+package devicecontroller
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/edgebridge/edgebridge/edgex"
+)
+
+// metrics are the bridge's Prometheus series, served on the manager's
+// metrics endpoint. They are registered once per process and labelled by
+// pool, so several bridges (as in tests) share them.
+type metrics struct {
+	pool string
+
+	reconciles       *prometheus.CounterVec
+	reconcileSeconds *prometheus.HistogramVec
+	edgexFailures    *prometheus.CounterVec
+	edgeEvents       *prometheus.CounterVec
+	resyncs          *prometheus.CounterVec
+	resyncSeconds    *prometheus.HistogramVec
+	deletionsHeld    *prometheus.GaugeVec
+	imports          *prometheus.CounterVec
+	edgeDeletions    *prometheus.CounterVec
+
+	eventsReceived  *prometheus.CounterVec
+	readings        *prometheus.CounterVec
+	decodeErrors    *prometheus.CounterVec
+	unknownDevices  *prometheus.CounterVec
+	statusWrites    *prometheus.CounterVec
+	readingValue    *prometheus.GaugeVec
+	seriesDropped   *prometheus.CounterVec
+	commandsSent    *prometheus.CounterVec
+	commandsFailed  *prometheus.CounterVec
+	commandSeconds  *prometheus.HistogramVec
+	northboundSent  *prometheus.CounterVec
+	northboundError *prometheus.CounterVec
+}
+
+var (
+	registerOnce sync.Once
+	vecs         metrics
+)
+
+func newMetrics(pool string) *metrics {
+	registerOnce.Do(func() {
+		vecs = metrics{
+			reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "edgebridge_reconciles_total", Help: "Reconciles by kind and result (ok, error).",
+			}, []string{"pool", "kind", "result"}),
+			reconcileSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+				Name: "edgebridge_reconcile_duration_seconds", Help: "Time one reconcile took.",
+				Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+			}, []string{"pool", "kind"}),
+			edgexFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "edgebridge_edgex_failures_total", Help: "Failed EdgeX metadata calls by kind and condition reason.",
+			}, []string{"pool", "kind", "reason"}),
+			edgeEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "edgebridge_system_events_total", Help: "core-metadata system events received, by kind and action.",
+			}, []string{"pool", "kind", "action"}),
+			resyncs: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "edgebridge_resyncs_total", Help: "Full EdgeX lists by kind and result (ok, error, held).",
+			}, []string{"pool", "kind", "result"}),
+			resyncSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+				Name: "edgebridge_resync_duration_seconds", Help: "Time one full, paged EdgeX list took.",
+				Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+			}, []string{"pool", "kind"}),
+			deletionsHeld: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+				Name: "edgebridge_deletions_held", Help: "Imported objects whose deletion the mass-deletion guard holds.",
+			}, []string{"pool", "kind"}),
+			imports: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "edgebridge_imports_total", Help: "Objects imported from EdgeX.",
+			}, []string{"pool", "kind"}),
+			edgeDeletions: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "edgebridge_edge_deletions_total", Help: "Imported objects deleted because EdgeX deleted them.",
+			}, []string{"pool", "kind"}),
+			eventsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "edgebridge_events_received_total", Help: "EdgeX device events received on the message bus.",
+			}, []string{"pool"}),
+			readings: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "edgebridge_readings_total", Help: "Readings received in device events.",
+			}, []string{"pool"}),
+			decodeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "edgebridge_decode_errors_total", Help: "Messages that could not be decoded, by message type.",
+			}, []string{"pool", "type"}),
+			unknownDevices: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "edgebridge_events_unknown_device_total", Help: "Device events for devices that have no Device object.",
+			}, []string{"pool"}),
+			statusWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "edgebridge_status_writes_total", Help: "Device status writes made from telemetry.",
+			}, []string{"pool"}),
+			readingValue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+				Name: "edgebridge_reading_value", Help: "Latest numeric reading per device resource (series are capped).",
+			}, []string{"pool", "namespace", "device", "resource"}),
+			seriesDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "edgebridge_reading_series_dropped_total", Help: "Readings not exported because the series cap was reached.",
+			}, []string{"pool"}),
+			commandsSent: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "edgebridge_commands_sent_total", Help: "Commands sent to devices, by transport.",
+			}, []string{"pool", "transport"}),
+			commandsFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "edgebridge_commands_failed_total", Help: "Commands that failed, by transport and reason.",
+			}, []string{"pool", "transport", "reason"}),
+			commandSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+				Name: "edgebridge_command_duration_seconds", Help: "Time from sending a command to its answer.",
+				Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
+			}, []string{"pool", "transport"}),
+			northboundSent: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "edgebridge_northbound_published_total", Help: "Normalised events re-published northbound.",
+			}, []string{"pool"}),
+			northboundError: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "edgebridge_northbound_errors_total", Help: "Northbound publishes that failed.",
+			}, []string{"pool"}),
+		}
+		ctrlmetrics.Registry.MustRegister(
+			vecs.reconciles, vecs.reconcileSeconds, vecs.edgexFailures, vecs.edgeEvents,
+			vecs.resyncs, vecs.resyncSeconds, vecs.deletionsHeld, vecs.imports, vecs.edgeDeletions,
+			vecs.eventsReceived, vecs.readings, vecs.decodeErrors, vecs.unknownDevices, vecs.statusWrites,
+			vecs.readingValue, vecs.seriesDropped, vecs.commandsSent, vecs.commandsFailed, vecs.commandSeconds,
+			vecs.northboundSent, vecs.northboundError,
+		)
+	})
+	m := vecs
+	m.pool = pool
+	return &m
+}
+
+func (m *metrics) observeReconcile(kind string, start time.Time, err *error) {
+	result := "ok"
+	if *err != nil {
+		result = "error"
+	}
+	m.reconciles.WithLabelValues(m.pool, kind, result).Inc()
+	m.reconcileSeconds.WithLabelValues(m.pool, kind).Observe(time.Since(start).Seconds())
+}
+
+var (
+	edgexRequestsOnce sync.Once
+	edgexRequests     *prometheus.CounterVec
+	edgexSeconds      *prometheus.HistogramVec
+)
+
+// ObserveEdgeXRequest returns the hook the EdgeX REST clients call after
+// every attempt: it counts requests by service, method, route pattern and
+// status, which is how the benchmark proves steady state costs none.
+func ObserveEdgeXRequest(pool string) func(edgex.RequestInfo) {
+	edgexRequestsOnce.Do(func() {
+		edgexRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edgebridge_edgex_requests_total", Help: "EdgeX REST requests by service, method, route and status code.",
+		}, []string{"pool", "service", "method", "route", "code"})
+		edgexSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "edgebridge_edgex_request_duration_seconds", Help: "EdgeX REST request latency.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
+		}, []string{"pool", "service", "method"})
+		ctrlmetrics.Registry.MustRegister(edgexRequests, edgexSeconds)
+	})
+	return func(info edgex.RequestInfo) {
+		code := strconv.Itoa(info.Status)
+		if info.Status == 0 {
+			code = "error"
+		}
+		edgexRequests.WithLabelValues(pool, info.Service, info.Method, info.Route, code).Inc()
+		edgexSeconds.WithLabelValues(pool, info.Service, info.Method).Observe(info.Duration.Seconds())
+	}
+}

@@ -1,0 +1,153 @@
+package devicecontroller
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/fields"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/edgebridge/edgebridge/api/v1alpha1"
+)
+
+// Options configure one pool's bridge. Zero values take the documented
+// defaults (see withDefaults).
+type Options struct {
+	// NodePool is the pool this bridge serves. Required.
+	NodePool string
+	// Namespaces the bridge watches; objects imported from EdgeX go to the
+	// first. Required.
+	Namespaces []string
+
+	// ResyncPeriod is how often the whole of EdgeX is listed to repair
+	// what the at-most-once message bus missed. Default 10m.
+	ResyncPeriod time.Duration
+	// DeletionGuardFraction and DeletionGuardMinimum bound what one resync
+	// may delete: more than max(Minimum, Fraction x imported objects of a
+	// kind) vanishing at once looks like a wiped EdgeX, not intent, so the
+	// deletions are held until a person confirms them. Defaults 0.3 and 5.
+	DeletionGuardFraction float64
+	DeletionGuardMinimum  int
+
+	// Workers is how many objects of each kind are reconciled at once, and
+	// how many edge changes are processed at once. Default 16.
+	Workers int
+
+	// StatusInterval is the least time between two telemetry status writes
+	// for one device. Default 5s.
+	StatusInterval time.Duration
+	// MaxReadingSeries caps the per-reading Prometheus gauges. Default 10000.
+	MaxReadingSeries int
+	// Northbound, when set, re-publishes each device's readings on
+	// NorthboundPrefix/<pool>/<namespace>/<device>/<source>.
+	Northbound       Publisher
+	NorthboundPrefix string
+
+	// CommandTransport names how commands travel, "rest" or "mqtt", for
+	// metrics. Default "rest".
+	CommandTransport string
+	// CommandTimeout bounds one command. Default 10s.
+	CommandTimeout time.Duration
+	// CommandRetryBase and CommandRetryMax bound the backoff between
+	// retries of a failed command. Defaults 1s and 2m.
+	CommandRetryBase, CommandRetryMax time.Duration
+	// CommandRate and CommandBurst limit the commands one device receives
+	// per second, so that a runaway edit loop cannot hammer it. Defaults 5
+	// and 10.
+	CommandRate  float64
+	CommandBurst int
+	// MaxCommandsInFlight bounds concurrent commands across all devices.
+	// Default 64.
+	MaxCommandsInFlight int
+
+	// EventSource names the bridge in Kubernetes Events. Default
+	// "edgebridge-<pool>".
+	EventSource string
+}
+
+func (o Options) withDefaults() Options {
+	if o.ResyncPeriod == 0 {
+		o.ResyncPeriod = 10 * time.Minute
+	}
+	if o.DeletionGuardFraction == 0 {
+		o.DeletionGuardFraction = 0.3
+	}
+	if o.DeletionGuardMinimum == 0 {
+		o.DeletionGuardMinimum = 5
+	}
+	if o.Workers == 0 {
+		o.Workers = 16
+	}
+	if o.StatusInterval == 0 {
+		o.StatusInterval = 5 * time.Second
+	}
+	if o.MaxReadingSeries == 0 {
+		o.MaxReadingSeries = 10000
+	}
+	if o.NorthboundPrefix == "" {
+		o.NorthboundPrefix = "edgebridge"
+	}
+	if o.CommandTransport == "" {
+		o.CommandTransport = "rest"
+	}
+	if o.CommandTimeout == 0 {
+		o.CommandTimeout = 10 * time.Second
+	}
+	if o.CommandRetryBase == 0 {
+		o.CommandRetryBase = time.Second
+	}
+	if o.CommandRetryMax == 0 {
+		o.CommandRetryMax = 2 * time.Minute
+	}
+	if o.CommandRate == 0 {
+		o.CommandRate = 5
+	}
+	if o.CommandBurst == 0 {
+		o.CommandBurst = 10
+	}
+	if o.MaxCommandsInFlight == 0 {
+		o.MaxCommandsInFlight = 64
+	}
+	if o.EventSource == "" {
+		o.EventSource = "edgebridge-" + o.NodePool
+	}
+	return o
+}
+
+func (o Options) validate() error {
+	var errs []error
+	if o.NodePool == "" {
+		errs = append(errs, errors.New("a node pool is required"))
+	}
+	if len(o.Namespaces) == 0 {
+		errs = append(errs, errors.New("at least one namespace is required"))
+	}
+	if o.DeletionGuardFraction < 0 || o.DeletionGuardFraction > 1 {
+		errs = append(errs, fmt.Errorf("deletion guard fraction %v is not between 0 and 1", o.DeletionGuardFraction))
+	}
+	return errors.Join(errs...)
+}
+
+// CacheOptions restrict the manager's cache to one pool's objects in the
+// given namespaces, with a field selector on spec.nodePool (a CRD selectable
+// field) so that the API server never sends this bridge another pool's
+// traffic.
+func CacheOptions(pool string, namespaces []string) cache.Options {
+	nsConfig := map[string]cache.Config{}
+	for _, ns := range namespaces {
+		nsConfig[ns] = cache.Config{}
+	}
+	inPool := cache.ByObject{
+		Field:      fields.OneTermEqualSelector("spec.nodePool", pool),
+		Namespaces: nsConfig,
+	}
+	return cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&v1alpha1.Device{}:        inPool,
+			&v1alpha1.DeviceService{}: inPool,
+			&v1alpha1.DeviceProfile{}: inPool,
+		},
+	}
+}

@@ -1,0 +1,411 @@
+package devicecontroller
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/edgebridge/edgebridge/api/v1alpha1"
+	"github.com/edgebridge/edgebridge/edgex"
+)
+
+// indexEdgeXName indexes objects by their EdgeX name, so that an EdgeX
+// event or list entry finds its object without listing the pool.
+const indexEdgeXName = "edgebridge.io/edgexName"
+
+// retryEdgeXDown is how soon a reconcile that found EdgeX unreachable looks
+// again; recovery also triggers a resync that enqueues everything at once.
+const retryEdgeXDown = 30 * time.Second
+
+// reconciler converges one kind's objects and EdgeX (cloud to edge for
+// managed objects, edge to cloud for imported ones) and records the outcome
+// in status. One generic implementation serves the three kinds.
+type reconciler[O client.Object, E any] struct {
+	*shared
+	kind *kind[O, E]
+	view *edgeView[E]
+	// afterSync, when set, runs once the object and EdgeX agree; devices
+	// use it to drive commands.
+	afterSync func(ctx context.Context, obj O, edge E) (reconcile.Result, error)
+	// onDelete, when set, runs once the object's EdgeX counterpart is gone
+	// and its finalizer is about to be removed.
+	onDelete func(obj O)
+	// edgeGone hands an EdgeX name to the edge queue, which decides whether
+	// its object may be deleted.
+	edgeGone func(name string)
+}
+
+func (r *reconciler[O, E]) Reconcile(ctx context.Context, req reconcile.Request) (res reconcile.Result, err error) {
+	obj := r.kind.newObject()
+	if err := r.client.Get(ctx, req.NamespacedName, obj); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	defer r.metrics.observeReconcile(r.kind.Name, time.Now(), &err)
+	before := obj.DeepCopyObject().(O)
+	defer func() {
+		err = errors.Join(err, r.patchStatus(ctx, before, obj))
+	}()
+	if !obj.GetDeletionTimestamp().IsZero() {
+		return r.reconcileDelete(ctx, obj)
+	}
+	return r.reconcileNormal(ctx, obj)
+}
+
+func (r *reconciler[O, E]) reconcileNormal(ctx context.Context, obj O) (reconcile.Result, error) {
+	name := v1alpha1.EdgeXName(obj)
+	if err := r.ensureMetadata(ctx, obj, name); err != nil {
+		return reconcile.Result{}, err
+	}
+	if owner, found, err := r.owner(ctx, name); err != nil {
+		return reconcile.Result{}, err
+	} else if found && owner.GetUID() != obj.GetUID() {
+		r.setSynced(obj, false, v1alpha1.ReasonConflict, fmt.Sprintf(
+			"EdgeX %s %q is already represented by %s/%s; this object is ignored until that one is deleted or renamed",
+			r.kind.Name, name, owner.GetNamespace(), owner.GetName()))
+		return reconcile.Result{}, nil
+	}
+	if !r.view.Complete() {
+		// Until a full list succeeded, absence from the view proves nothing;
+		// the first resync enqueues every object.
+		reason, msg := v1alpha1.ReasonCreating, "waiting for the first complete list of EdgeX"
+		if down, lastErr := r.health.Down(); down {
+			reason, msg = v1alpha1.ReasonEdgeXUnreachable, lastErr.Error()
+		}
+		r.setSynced(obj, false, reason, msg)
+		return reconcile.Result{}, nil
+	}
+	edge, exists := r.view.Get(name)
+	switch {
+	case r.kind.managed(obj), !exists && r.awaitingCreation(obj):
+		return r.converge(ctx, obj, name, edge, exists)
+	case !exists:
+		// An imported object whose EdgeX original is gone: deleting it
+		// takes evidence, which the edge queue weighs (and the guard may
+		// hold until a person confirms).
+		if c := v1alpha1.FindCondition(*r.kind.status(obj).Conditions, v1alpha1.ConditionSynced); c == nil || c.Reason != v1alpha1.ReasonDeletionHeld {
+			r.setSynced(obj, false, v1alpha1.ReasonDeleting, "EdgeX no longer has this object")
+		}
+		r.edgeGone(name)
+		return reconcile.Result{}, nil
+	default:
+		return r.mirror(ctx, obj, edge)
+	}
+}
+
+// awaitingCreation reports whether obj was applied in the cloud with
+// managed false and never created in EdgeX. yurt-iot-dock created such
+// objects in EdgeX once and left them alone after; so does the bridge, which
+// mirrors them from then on. status.edgeId, once set, is never cleared, so
+// it tells created objects apart durably.
+func (r *reconciler[O, E]) awaitingCreation(obj O) bool {
+	return !r.kind.managed(obj) &&
+		obj.GetAnnotations()[v1alpha1.OriginAnnotation] != v1alpha1.OriginEdge &&
+		*r.kind.status(obj).EdgeID == ""
+}
+
+// converge makes EdgeX hold what the object says.
+func (r *reconciler[O, E]) converge(ctx context.Context, obj O, name string, edge E, exists bool) (reconcile.Result, error) {
+	want, err := r.kind.toEdge(obj)
+	if err != nil {
+		r.setSynced(obj, false, v1alpha1.ReasonValidationFailed, err.Error())
+		r.warn(obj, v1alpha1.ReasonValidationFailed, "Convert", err.Error())
+		return reconcile.Result{}, nil // only a spec change can fix it
+	}
+	if down, lastErr := r.health.Down(); down {
+		r.setSynced(obj, false, v1alpha1.ReasonEdgeXUnreachable, lastErr.Error())
+		return reconcile.Result{RequeueAfter: retryEdgeXDown}, nil
+	}
+	if !exists {
+		id, err := r.kind.add(ctx, want)
+		r.health.observe(ctx, err)
+		if err != nil {
+			return r.edgeFailure(obj, "Create", err)
+		}
+		edge = r.withID(want, id)
+		r.view.Put(edge, time.Now())
+		r.normal(obj, "Created", "Create", fmt.Sprintf("created %s %q in EdgeX", r.kind.Name, name))
+	} else {
+		if r.kind.yieldToEdge != nil {
+			r.kind.yieldToEdge(obj, &want, edge)
+		}
+		now, changed, err := r.kind.apply(ctx, want, edge)
+		if changed {
+			r.health.observe(ctx, err)
+		}
+		if err != nil {
+			return r.edgeFailure(obj, "Update", err)
+		}
+		if changed {
+			r.view.Put(now, time.Now())
+			edge = now
+		}
+	}
+	return r.synced(ctx, obj, edge)
+}
+
+// mirror makes an imported object say what EdgeX holds.
+func (r *reconciler[O, E]) mirror(ctx context.Context, obj O, edge E) (reconcile.Result, error) {
+	original := obj.DeepCopyObject().(O)
+	if r.kind.mirror(obj, edge) {
+		patch := client.MergeFromWithOptions(original, client.MergeFromWithOptimisticLock{})
+		if err := r.client.Patch(ctx, obj, patch); err != nil {
+			return reconcile.Result{}, fmt.Errorf("mirror EdgeX's %s %q into its spec: %w", r.kind.Name, v1alpha1.EdgeXName(obj), err)
+		}
+	}
+	return r.synced(ctx, obj, edge)
+}
+
+func (r *reconciler[O, E]) synced(ctx context.Context, obj O, edge E) (reconcile.Result, error) {
+	st := r.kind.status(obj)
+	*st.EdgeID = r.kind.edgeID(edge)
+	r.kind.edgeStatus(obj, edge)
+	*st.ObservedGeneration = obj.GetGeneration()
+	r.setSynced(obj, true, v1alpha1.ReasonInSync, "")
+	if r.afterSync != nil {
+		return r.afterSync(ctx, obj, edge)
+	}
+	return reconcile.Result{}, nil
+}
+
+func (r *reconciler[O, E]) reconcileDelete(ctx context.Context, obj O) (reconcile.Result, error) {
+	if !hasBridgeFinalizer(obj) {
+		return reconcile.Result{}, nil
+	}
+	name := v1alpha1.EdgeXName(obj)
+	owner, found, err := r.owner(ctx, name)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	// Only the object that represents the EdgeX object may delete it.
+	if !found || owner.GetUID() == obj.GetUID() {
+		if down, lastErr := r.health.Down(); down {
+			r.setSynced(obj, false, v1alpha1.ReasonEdgeXUnreachable, lastErr.Error())
+			return reconcile.Result{RequeueAfter: retryEdgeXDown}, nil
+		}
+		err := r.kind.remove(ctx, name)
+		r.health.observe(ctx, err)
+		switch {
+		case err == nil, edgex.IsNotFound(err):
+			r.view.Remove(name, time.Now())
+			r.normal(obj, "Deleted", "Delete", fmt.Sprintf("deleted %s %q from EdgeX", r.kind.Name, name))
+		case edgex.IsConflict(err) && r.kind.InUseReason != "":
+			msg := fmt.Sprintf("EdgeX refuses to delete %s %q while devices use it; retrying: %v", r.kind.Name, name, err)
+			r.setSynced(obj, false, r.kind.InUseReason, msg)
+			r.warn(obj, r.kind.InUseReason, "Delete", msg)
+			return reconcile.Result{}, fmt.Errorf("delete %s %q: %w", r.kind.Name, name, err)
+		default:
+			return r.edgeFailure(obj, "Delete", err)
+		}
+	}
+	if r.onDelete != nil {
+		r.onDelete(obj)
+	}
+	return reconcile.Result{}, r.removeFinalizers(ctx, obj)
+}
+
+// edgeFailure records a failed EdgeX call in the Synced condition and an
+// Event, and returns the error so that the object is retried with backoff.
+func (r *reconciler[O, E]) edgeFailure(obj O, action string, err error) (reconcile.Result, error) {
+	reason := reasonFor(err)
+	r.setSynced(obj, false, reason, err.Error())
+	r.warn(obj, reason, action, err.Error())
+	r.metrics.edgexFailures.WithLabelValues(r.metrics.pool, r.kind.Name, reason).Inc()
+	return reconcile.Result{}, err
+}
+
+// reasonFor names an EdgeX failure for a condition.
+func reasonFor(err error) string {
+	switch edgex.KindOf(err) {
+	case edgex.KindUnavailable:
+		if unreachable(err) {
+			return v1alpha1.ReasonEdgeXUnreachable
+		}
+		return v1alpha1.ReasonServiceUnavailable
+	case edgex.KindUnauthorized:
+		return v1alpha1.ReasonUnauthorized
+	case edgex.KindInvalid:
+		return v1alpha1.ReasonValidationFailed
+	case edgex.KindNotFound:
+		return v1alpha1.ReasonDependencyMissing
+	case edgex.KindConflict:
+		return v1alpha1.ReasonConflict
+	case edgex.KindLocked:
+		return v1alpha1.ReasonDeviceLocked
+	default:
+		return v1alpha1.ReasonEdgeXError
+	}
+}
+
+// ensureMetadata adds the bridge's finalizer and records the EdgeX name on
+// the object, in one patch that leaves other controllers' finalizers alone
+// (it carries the resourceVersion, so a concurrent change makes it retry).
+func (r *reconciler[O, E]) ensureMetadata(ctx context.Context, obj O, name string) error {
+	needFinalizer := !controllerutil.ContainsFinalizer(obj, v1alpha1.Finalizer)
+	needAnnotation := obj.GetAnnotations()[v1alpha1.EdgeXNameAnnotation] != name
+	needLabel := fitsLabel(name) && obj.GetLabels()[v1alpha1.LegacyEdgeXNameLabel] == ""
+	if !needFinalizer && !needAnnotation && !needLabel {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(obj.DeepCopyObject().(O), client.MergeFromWithOptimisticLock{})
+	controllerutil.AddFinalizer(obj, v1alpha1.Finalizer)
+	recordEdgeXName(obj, name)
+	if err := r.client.Patch(ctx, obj, patch); err != nil {
+		return fmt.Errorf("add finalizer and EdgeX name to %s %s/%s: %w", r.kind.Name, obj.GetNamespace(), obj.GetName(), err)
+	}
+	return nil
+}
+
+// recordEdgeXName keeps the EdgeX name on the object: always in the
+// annotation, and in yurt-iot-dock's label when it fits a label value.
+func recordEdgeXName(obj client.Object, name string) {
+	ann := obj.GetAnnotations()
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann[v1alpha1.EdgeXNameAnnotation] = name
+	obj.SetAnnotations(ann)
+	if fitsLabel(name) {
+		labels := obj.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		if labels[v1alpha1.LegacyEdgeXNameLabel] == "" {
+			labels[v1alpha1.LegacyEdgeXNameLabel] = name
+		}
+		obj.SetLabels(labels)
+	}
+}
+
+func fitsLabel(value string) bool {
+	return len(validation.IsValidLabelValue(value)) == 0
+}
+
+func hasBridgeFinalizer(obj client.Object) bool {
+	if controllerutil.ContainsFinalizer(obj, v1alpha1.Finalizer) {
+		return true
+	}
+	for _, f := range v1alpha1.LegacyFinalizers {
+		if controllerutil.ContainsFinalizer(obj, f) {
+			return true
+		}
+	}
+	return false
+}
+
+// removeFinalizers removes the bridge's finalizer and the ones it adopted
+// from yurt-iot-dock, and nothing else.
+func (r *shared) removeFinalizers(ctx context.Context, obj client.Object) error {
+	patch := client.MergeFromWithOptions(obj.DeepCopyObject().(client.Object), client.MergeFromWithOptimisticLock{})
+	controllerutil.RemoveFinalizer(obj, v1alpha1.Finalizer)
+	for _, f := range v1alpha1.LegacyFinalizers {
+		controllerutil.RemoveFinalizer(obj, f)
+	}
+	if err := r.client.Patch(ctx, obj, patch); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("remove finalizer from %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)
+	}
+	return nil
+}
+
+// owner returns the object that represents the named EdgeX object in this
+// pool: the oldest claimant when several objects claim one EdgeX name.
+func (r *reconciler[O, E]) owner(ctx context.Context, name string) (O, bool, error) {
+	claims, err := r.claimants(ctx, name)
+	if err != nil || len(claims) == 0 {
+		var zero O
+		return zero, false, err
+	}
+	return claims[0], true, nil
+}
+
+// claimants lists, oldest first, the objects in the pool that claim the
+// named EdgeX object.
+func (r *reconciler[O, E]) claimants(ctx context.Context, name string) ([]O, error) {
+	list := r.kind.newList()
+	if err := r.client.List(ctx, list, client.MatchingFields{indexEdgeXName: name}, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("find %s objects for EdgeX name %q: %w", r.kind.Name, name, err)
+	}
+	var claims []O
+	for _, o := range r.kind.items(list) {
+		if r.watches(o.GetNamespace()) {
+			claims = append(claims, o)
+		}
+	}
+	sort.Slice(claims, func(i, j int) bool {
+		a, b := claims[i].GetCreationTimestamp(), claims[j].GetCreationTimestamp()
+		if !a.Equal(&b) {
+			return a.Before(&b)
+		}
+		return claims[i].GetNamespace()+"/"+claims[i].GetName() < claims[j].GetNamespace()+"/"+claims[j].GetName()
+	})
+	return claims, nil
+}
+
+// setSynced sets status.synced and the Synced condition.
+func (r *reconciler[O, E]) setSynced(obj O, ok bool, reason, message string) {
+	st := r.kind.status(obj)
+	*st.Synced = ok
+	status := metav1.ConditionFalse
+	if ok {
+		status = metav1.ConditionTrue
+	}
+	v1alpha1.SetCondition(st.Conditions, v1alpha1.Condition{
+		Type: v1alpha1.ConditionSynced, Status: status, Reason: reason,
+		Message: truncate(message, 4096), ObservedGeneration: obj.GetGeneration(),
+	})
+}
+
+// patchStatus writes what changed in status, as a merge patch of the status
+// alone: no write when nothing changed, and no conflict with the telemetry
+// writer, which patches other fields.
+func (r *reconciler[O, E]) patchStatus(ctx context.Context, before, after O) error {
+	if after.GetDeletionTimestamp() != nil && !hasBridgeFinalizer(after) {
+		return nil // gone, or about to be
+	}
+	return patchStatusOf(ctx, r.client, after, r.kind.statusOf(before), r.kind.statusOf(after))
+}
+
+func patchStatusOf(ctx context.Context, c client.Client, obj client.Object, before, after any) error {
+	old, err := json.Marshal(before)
+	if err != nil {
+		return err
+	}
+	cur, err := json.Marshal(after)
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(old, cur) {
+		return nil
+	}
+	diff, err := jsonpatch.CreateMergePatch(old, cur)
+	if err != nil {
+		return fmt.Errorf("compute status patch: %w", err)
+	}
+	body := append(append([]byte(`{"status":`), diff...), '}')
+	if err := c.Status().Patch(ctx, obj, client.RawPatch(types.MergePatchType, body)); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("write status of %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)
+	}
+	return nil
+}
+
+func (r *reconciler[O, E]) withID(obj E, id string) E {
+	return r.kind.setID(obj, id)
+}
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

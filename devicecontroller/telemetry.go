@@ -1,0 +1,380 @@
+package devicecontroller
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/edgexfoundry/go-mod-core-contracts/v3/dtos"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/edgebridge/edgebridge/api/v1alpha1"
+	"github.com/edgebridge/edgebridge/edgex/convert"
+)
+
+// telemetry turns EdgeX device events into device status without any REST
+// call: readings are merged in memory per device, and each device's status
+// is written at most once per StatusInterval, and not at all when no value
+// changed. Binary readings (camera frames) never reach status; only their
+// media type and size do.
+type telemetry struct {
+	*shared
+	commands *commander
+	lookup   func(ctx context.Context, edgexName string) (*v1alpha1.Device, bool)
+	queue    workqueue.TypedDelayingInterface[types.NamespacedName]
+
+	mu        sync.Mutex
+	pending   map[types.NamespacedName]map[string]reading
+	lastWrite map[types.NamespacedName]time.Time
+	series    map[[3]string]struct{}
+}
+
+// reading is the latest a device reported for one resource.
+type reading struct {
+	value, valueType, units, mediaType string
+	binarySize                         int64
+	originNanos                        int64
+}
+
+func newTelemetry(s *shared, commands *commander, lookup func(context.Context, string) (*v1alpha1.Device, bool)) *telemetry {
+	return &telemetry{
+		shared: s, commands: commands, lookup: lookup,
+		queue:     workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[types.NamespacedName]{Name: "telemetry"}),
+		pending:   map[types.NamespacedName]map[string]reading{},
+		lastWrite: map[types.NamespacedName]time.Time{},
+		series:    map[[3]string]struct{}{},
+	}
+}
+
+// onEvent takes one device event from the bus. It runs on the bus's
+// delivery path, so it only records and schedules.
+func (t *telemetry) onEvent(_ string, ev dtos.Event) {
+	t.metrics.eventsReceived.WithLabelValues(t.metrics.pool).Inc()
+	t.metrics.readings.WithLabelValues(t.metrics.pool).Add(float64(len(ev.Readings)))
+	dev, ok := t.lookup(context.Background(), ev.DeviceName)
+	if !ok {
+		t.metrics.unknownDevices.WithLabelValues(t.metrics.pool).Inc()
+		return
+	}
+	key := types.NamespacedName{Namespace: dev.Namespace, Name: dev.Name}
+	t.exportGauges(key, ev)
+	t.publishNorthbound(key, ev)
+
+	t.mu.Lock()
+	latest := t.pending[key]
+	if latest == nil {
+		latest = map[string]reading{}
+		t.pending[key] = latest
+	}
+	for _, r := range ev.Readings {
+		next := toReading(r, ev.Origin)
+		if cur, ok := latest[r.ResourceName]; ok && cur.originNanos > next.originNanos {
+			continue
+		}
+		latest[r.ResourceName] = next
+	}
+	delay := time.Until(t.lastWrite[key].Add(t.opts.StatusInterval))
+	t.mu.Unlock()
+	t.queue.AddAfter(key, max(delay, 0))
+}
+
+func toReading(r dtos.BaseReading, eventOrigin int64) reading {
+	origin := r.Origin
+	if origin == 0 {
+		origin = eventOrigin
+	}
+	out := reading{valueType: r.ValueType, units: r.Units, originNanos: origin}
+	switch {
+	case r.ValueType == "Binary" || r.BinaryValue != nil:
+		out.mediaType, out.binarySize = r.MediaType, int64(len(r.BinaryValue))
+	case r.ObjectValue != nil:
+		raw, _ := json.Marshal(r.ObjectValue)
+		out.value = string(raw)
+	default:
+		out.value = r.Value
+	}
+	return out
+}
+
+// Start runs the status writers until ctx ends (leader only).
+func (t *telemetry) Start(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for range t.opts.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				key, quit := t.queue.Get()
+				if quit {
+					return
+				}
+				t.flush(ctx, key)
+				t.queue.Done(key)
+			}
+		}()
+	}
+	<-ctx.Done()
+	t.queue.ShutDown()
+	wg.Wait()
+	return nil
+}
+
+// flush writes one device's pending readings into its status, if any of
+// them changed a value.
+func (t *telemetry) flush(ctx context.Context, key types.NamespacedName) {
+	t.mu.Lock()
+	latest := t.pending[key]
+	delete(t.pending, key)
+	// Set before writing, so that readings arriving meanwhile wait a full
+	// interval.
+	t.lastWrite[key] = time.Now()
+	t.mu.Unlock()
+	if len(latest) == 0 {
+		return
+	}
+	dev := &v1alpha1.Device{}
+	if err := t.client.Get(ctx, key, dev); err != nil {
+		t.forget(key)
+		return
+	}
+	patch, newest, drift := t.statusPatch(key, dev, latest)
+	if len(patch) == 0 {
+		return
+	}
+	body, err := json.Marshal(map[string]any{"status": map[string]any{
+		"deviceProperties": patch, "lastReported": newest, "lastConnected": newest,
+	}})
+	if err == nil {
+		err = t.client.Status().Patch(ctx, dev, client.RawPatch(types.MergePatchType, body))
+	}
+	if err != nil {
+		t.log.V(1).Info("telemetry status write failed; retrying", "device", key.String(), "error", err.Error())
+		t.requeueReadings(key, latest)
+		return
+	}
+	t.metrics.statusWrites.WithLabelValues(t.metrics.pool).Inc()
+	if drift {
+		t.commands.requeue(key)
+	}
+}
+
+// statusPatch returns the status entries that changed, the newest reading
+// time (ms), and whether a managed device now reports a value other than
+// the desired one (drift, which makes the commander act).
+func (t *telemetry) statusPatch(key types.NamespacedName, dev *v1alpha1.Device, latest map[string]reading) (map[string]any, int64, bool) {
+	patch := map[string]any{}
+	var newest int64
+	drift := false
+	for res, r := range latest {
+		if r.originNanos < t.commands.confirmedAt(key, res).UnixNano() {
+			continue // taken before the device accepted a newer command
+		}
+		cur, known := dev.Status.DeviceProperties[res]
+		ms := r.originNanos / int64(time.Millisecond)
+		if r.mediaType != "" || r.binarySize > 0 {
+			if known && cur.MediaType == r.mediaType && cur.BinarySize == r.binarySize {
+				continue
+			}
+			patch[res] = map[string]any{"name": res, "actualValue": "", "valueType": r.valueType,
+				"mediaType": r.mediaType, "binarySize": r.binarySize, "lastReported": ms}
+		} else {
+			if known && cur.LastReported > 0 && convert.EqualValues(r.valueType, cur.ActualValue, r.value) {
+				continue
+			}
+			entry := map[string]any{"name": res, "actualValue": r.value, "valueType": r.valueType, "lastReported": ms}
+			if r.units != "" {
+				entry["units"] = r.units
+			}
+			patch[res] = entry
+			if want := dev.Spec.DeviceProperties[res].DesiredValue; dev.Spec.Managed && want != "" &&
+				!convert.EqualValues(r.valueType, want, r.value) {
+				drift = true
+			}
+		}
+		newest = max(newest, ms)
+	}
+	return patch, newest, drift
+}
+
+// requeueReadings puts back readings whose write failed, unless newer ones
+// arrived meanwhile, and retries after an interval.
+func (t *telemetry) requeueReadings(key types.NamespacedName, readings map[string]reading) {
+	t.mu.Lock()
+	latest := t.pending[key]
+	if latest == nil {
+		latest = map[string]reading{}
+		t.pending[key] = latest
+	}
+	for res, r := range readings {
+		if cur, ok := latest[res]; !ok || cur.originNanos < r.originNanos {
+			latest[res] = r
+		}
+	}
+	t.mu.Unlock()
+	t.queue.AddAfter(key, t.opts.StatusInterval)
+}
+
+// forget drops what telemetry keeps for a device that is gone.
+func (t *telemetry) forget(key types.NamespacedName) {
+	t.mu.Lock()
+	delete(t.pending, key)
+	delete(t.lastWrite, key)
+	for s := range t.series {
+		if s[0] == key.Namespace && s[1] == key.Name {
+			delete(t.series, s)
+		}
+	}
+	t.mu.Unlock()
+	t.metrics.readingValue.DeletePartialMatch(map[string]string{"pool": t.metrics.pool, "namespace": key.Namespace, "device": key.Name})
+}
+
+// exportGauges sets the numeric readings' gauges, within the series cap.
+func (t *telemetry) exportGauges(key types.NamespacedName, ev dtos.Event) {
+	for _, r := range ev.Readings {
+		v, ok := numeric(r)
+		if !ok {
+			continue
+		}
+		series := [3]string{key.Namespace, key.Name, r.ResourceName}
+		t.mu.Lock()
+		_, exists := t.series[series]
+		if !exists && len(t.series) < t.opts.MaxReadingSeries {
+			t.series[series], exists = struct{}{}, true
+		}
+		t.mu.Unlock()
+		if !exists {
+			t.metrics.seriesDropped.WithLabelValues(t.metrics.pool).Inc()
+			continue
+		}
+		t.metrics.readingValue.WithLabelValues(t.metrics.pool, key.Namespace, key.Name, r.ResourceName).Set(v)
+	}
+}
+
+// numeric returns a reading's value as a number, for Bool, integer and
+// float value types.
+func numeric(r dtos.BaseReading) (float64, bool) {
+	switch {
+	case r.ValueType == "Bool":
+		b, err := strconv.ParseBool(r.Value)
+		if err != nil {
+			return 0, false
+		}
+		if b {
+			return 1, true
+		}
+		return 0, true
+	case strings.HasPrefix(r.ValueType, "Int"), strings.HasPrefix(r.ValueType, "Uint"), strings.HasPrefix(r.ValueType, "Float"):
+		if strings.HasSuffix(r.ValueType, "Array") {
+			return 0, false
+		}
+		v, err := strconv.ParseFloat(r.Value, 64)
+		return v, err == nil
+	}
+	return 0, false
+}
+
+// NorthboundEvent is what the bridge re-publishes for each device event,
+// addressed by Kubernetes identity rather than EdgeX names.
+type NorthboundEvent struct {
+	Pool      string              `json:"pool"`
+	Namespace string              `json:"namespace"`
+	Device    string              `json:"device"`
+	EdgeXName string              `json:"edgexName"`
+	Profile   string              `json:"profile"`
+	Source    string              `json:"source"`
+	Origin    time.Time           `json:"origin"`
+	Readings  []NorthboundReading `json:"readings"`
+}
+
+// NorthboundReading is one reading with its value typed as JSON: a boolean,
+// a number, a string, an array or an object. Binary values are not
+// carried; their media type and size are.
+type NorthboundReading struct {
+	Resource  string          `json:"resource"`
+	ValueType string          `json:"valueType"`
+	Value     json.RawMessage `json:"value,omitempty"`
+	Units     string          `json:"units,omitempty"`
+	MediaType string          `json:"mediaType,omitempty"`
+	Size      int             `json:"size,omitempty"`
+}
+
+// NorthboundTopic is where a device's events for one source are published:
+// <prefix>/<pool>/<namespace>/<device>/<source>. Subscribe to
+// <prefix>/<pool>/# for a whole pool, or <prefix>/+/<namespace>/<device>/#
+// for one device.
+func NorthboundTopic(prefix, pool, namespace, device, source string) string {
+	return strings.Join([]string{prefix, pool, namespace, device, source}, "/")
+}
+
+func (t *telemetry) publishNorthbound(key types.NamespacedName, ev dtos.Event) {
+	if t.opts.Northbound == nil {
+		return
+	}
+	out := NorthboundEvent{
+		Pool: t.opts.NodePool, Namespace: key.Namespace, Device: key.Name, EdgeXName: ev.DeviceName,
+		Profile: ev.ProfileName, Source: ev.SourceName, Origin: time.Unix(0, ev.Origin).UTC(),
+	}
+	for _, r := range ev.Readings {
+		nr := NorthboundReading{Resource: r.ResourceName, ValueType: r.ValueType, Units: r.Units}
+		if r.ValueType == "Binary" || r.BinaryValue != nil {
+			nr.MediaType, nr.Size = r.MediaType, len(r.BinaryValue)
+		} else {
+			nr.Value = typedJSON(r)
+		}
+		out.Readings = append(out.Readings, nr)
+	}
+	body, err := json.Marshal(out)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = t.opts.Northbound.Publish(ctx, NorthboundTopic(t.opts.NorthboundPrefix, t.opts.NodePool, key.Namespace, key.Name, ev.SourceName), body)
+		cancel()
+	}
+	if err != nil {
+		t.metrics.northboundError.WithLabelValues(t.metrics.pool).Inc()
+		return
+	}
+	t.metrics.northboundSent.WithLabelValues(t.metrics.pool).Inc()
+}
+
+// typedJSON renders a reading's text value as the JSON value it stands for.
+func typedJSON(r dtos.BaseReading) json.RawMessage {
+	if r.ObjectValue != nil {
+		raw, err := json.Marshal(r.ObjectValue)
+		if err == nil {
+			return raw
+		}
+	}
+	switch {
+	case r.ValueType == "Bool":
+		if b, err := strconv.ParseBool(r.Value); err == nil {
+			return json.RawMessage(strconv.FormatBool(b))
+		}
+	case strings.HasSuffix(r.ValueType, "Array"), r.ValueType == "Object":
+		if json.Valid([]byte(r.Value)) {
+			return json.RawMessage(r.Value)
+		}
+	case strings.HasPrefix(r.ValueType, "Int"), strings.HasPrefix(r.ValueType, "Uint"):
+		if _, err := strconv.ParseInt(r.Value, 10, 64); err == nil {
+			return json.RawMessage(r.Value)
+		}
+		if _, err := strconv.ParseUint(r.Value, 10, 64); err == nil {
+			return json.RawMessage(r.Value)
+		}
+	case strings.HasPrefix(r.ValueType, "Float"):
+		if f, err := strconv.ParseFloat(r.Value, 64); err == nil {
+			if raw, err := json.Marshal(f); err == nil {
+				return raw
+			}
+		}
+	}
+	raw, _ := json.Marshal(r.Value)
+	return raw
+}
+
+var _ = fmt.Sprintf
