@@ -47,6 +47,13 @@ func newEdgeSync[O client.Object, E any](s *shared, k *kind[O, E], view *edgeVie
 // onEvent records a system event in the view and queues the name.
 func (s *edgeSync[O, E]) onEvent(action string, obj E) {
 	name := s.kind.edgeName(obj)
+	if s.kind.edgeID(obj) == "" {
+		// core-metadata's add event for a device service carries no id;
+		// keep the one the bridge already knows.
+		if known, ok := s.view.Get(name); ok {
+			obj = s.kind.setID(obj, s.kind.edgeID(known))
+		}
+	}
 	if action == "delete" {
 		s.view.Remove(name, time.Now())
 	} else {

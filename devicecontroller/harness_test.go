@@ -84,6 +84,8 @@ type poolConfig struct {
 	options func(*devicecontroller.Options)
 	// simOptions adjusts the simulator's options.
 	simOptions func(*simulator.Options)
+	// noBridge leaves the bridge to be started by the test.
+	noBridge bool
 }
 
 func startPool(t *testing.T, cfg poolConfig) *pool {
@@ -122,7 +124,9 @@ func startPool(t *testing.T, cfg poolConfig) *pool {
 	if cfg.options != nil {
 		cfg.options(&p.opts)
 	}
-	p.startBridge()
+	if !cfg.noBridge {
+		p.startBridge()
+	}
 	return p
 }
 

@@ -65,3 +65,7 @@ func managedSet(p *pool, prefix string) (*v1alpha1.DeviceService, *v1alpha1.Devi
 }
 
 var _ = dtos.Device{}
+
+func updateServiceAddress(name, addr string) dtos.UpdateDeviceService {
+	return dtos.UpdateDeviceService{Name: &name, BaseAddress: &addr}
+}

@@ -330,8 +330,9 @@ func (r *reconciler[O, E]) owner(ctx context.Context, name string) (O, bool, err
 	return claims[0], true, nil
 }
 
-// claimants lists, oldest first, the objects in the pool that claim the
-// named EdgeX object.
+// claimants lists the objects in the pool that claim the named EdgeX
+// object, the one that represents it first: the incumbent (the object whose
+// status holds the EdgeX object's id), else the oldest.
 func (r *reconciler[O, E]) claimants(ctx context.Context, name string) ([]O, error) {
 	list := r.kind.newList()
 	if err := r.client.List(ctx, list, client.MatchingFields{indexEdgeXName: name}, client.UnsafeDisableDeepCopy); err != nil {
@@ -343,12 +344,29 @@ func (r *reconciler[O, E]) claimants(ctx context.Context, name string) ([]O, err
 			claims = append(claims, o)
 		}
 	}
-	sort.Slice(claims, func(i, j int) bool {
-		a, b := claims[i].GetCreationTimestamp(), claims[j].GetCreationTimestamp()
-		if !a.Equal(&b) {
-			return a.Before(&b)
+	if len(claims) < 2 {
+		return claims, nil
+	}
+	edgeID := ""
+	if edge, ok := r.view.Get(name); ok {
+		edgeID = r.kind.edgeID(edge)
+	}
+	incumbent := func(o O) bool { return edgeID != "" && *r.kind.status(o).EdgeID == edgeID }
+	sort.SliceStable(claims, func(i, j int) bool {
+		a, b := claims[i], claims[j]
+		if ia, ib := incumbent(a), incumbent(b); ia != ib {
+			return ia
 		}
-		return claims[i].GetNamespace()+"/"+claims[i].GetName() < claims[j].GetNamespace()+"/"+claims[j].GetName()
+		ta, tb := a.GetCreationTimestamp(), b.GetCreationTimestamp()
+		if !ta.Equal(&tb) {
+			return ta.Before(&tb)
+		}
+		// Created in the same second: an object named like the EdgeX
+		// object wins over one that claims it by annotation.
+		if na, nb := a.GetName() == name, b.GetName() == name; na != nb {
+			return na
+		}
+		return objectKey(a) < objectKey(b)
 	})
 	return claims, nil
 }

@@ -1,0 +1,105 @@
+package admission
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/edgebridge/edgebridge/api/v1alpha1"
+	"github.com/edgebridge/edgebridge/edgex/convert"
+)
+
+var devicePropertiesPath = field.NewPath("spec", "deviceProperties")
+
+// valuesToCheck names the desired values admission must check, sorted so
+// that answers are stable. On create that is every non-empty value. On
+// update it is only the new and changed ones, so that an unrelated edit is
+// never refused because the profile changed after a value was accepted;
+// switching profiles puts every value in question again.
+func valuesToCheck(old, dev *v1alpha1.Device) []string {
+	var names []string
+	for name, p := range dev.Spec.DeviceProperties {
+		if p.DesiredValue == "" {
+			continue
+		}
+		if old != nil && old.Spec.Profile == dev.Spec.Profile {
+			if prev, ok := old.Spec.DeviceProperties[name]; ok && prev.DesiredValue == p.DesiredValue {
+				continue
+			}
+		}
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// checkValues checks the named desired values against the profile and
+// returns every problem, so that one answer tells the user all of them.
+func checkValues(profile *v1alpha1.DeviceProfile, dev *v1alpha1.Device, names []string) field.ErrorList {
+	var errs field.ErrorList
+	for _, name := range names {
+		value := dev.Spec.DeviceProperties[name].DesiredValue
+		if problem := checkValue(profile, name, value); problem != "" {
+			// The problem already quotes the value, shortened; the value
+			// itself may be a megabyte.
+			path := devicePropertiesPath.Key(name).Child("desiredValue")
+			errs = append(errs, field.Invalid(path, field.OmitValueType{}, problem))
+		}
+	}
+	return errs
+}
+
+// checkValue says why the profile forbids setting resource name to value,
+// or returns "" when EdgeX would accept it.
+func checkValue(profile *v1alpha1.DeviceProfile, name, value string) string {
+	res := findResource(profile, name)
+	switch {
+	case res == nil:
+		return fmt.Sprintf("device profile %q has no resource %q", v1alpha1.EdgeXName(profile), name)
+	case res.Properties.ReadWrite == "":
+		return fmt.Sprintf("resource %q is not writable (its readWrite is empty)", name)
+	case !strings.Contains(res.Properties.ReadWrite, "W"):
+		return fmt.Sprintf("resource %q is read-only (%s)", name, res.Properties.ReadWrite)
+	}
+	if err := convert.CheckValue(res.Properties, value); err != nil {
+		return fmt.Sprintf("resource %q (%s): %v", name, res.Properties.ValueType, err)
+	}
+	return ""
+}
+
+func findResource(profile *v1alpha1.DeviceProfile, name string) *v1alpha1.DeviceResource {
+	for i := range profile.Spec.DeviceResources {
+		if profile.Spec.DeviceResources[i].Name == name {
+			return &profile.Spec.DeviceResources[i]
+		}
+	}
+	return nil
+}
+
+// putURLWarnings warns about each new or changed putURL: the bridge sends
+// that property's commands to the URL as given, and admission cannot tell
+// whether it is the device's own pool's core-command.
+func putURLWarnings(old, dev *v1alpha1.Device) []string {
+	var warnings []string
+	for _, name := range sortedKeys(dev.Spec.DeviceProperties) {
+		url := dev.Spec.DeviceProperties[name].PutURL
+		if url == "" || (old != nil && old.Spec.DeviceProperties[name].PutURL == url) {
+			continue
+		}
+		warnings = append(warnings, fmt.Sprintf(
+			"%s is set: commands for %q go to that URL as given, which admission cannot check is node pool %q's core-command; leave it empty to let the bridge derive it",
+			devicePropertiesPath.Key(name).Child("putURL"), name, dev.Spec.NodePool))
+	}
+	return warnings
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
