@@ -239,7 +239,8 @@ var errListChanged = errors.New("the list changed while it was paged")
 // List returns every object, page by page until totalCount is reached. Any
 // failed or inconsistent page fails the whole list: a partial list would
 // look like deleted objects to the caller. When the total changes between
-// pages or an object shows up twice, the listing starts over.
+// pages, an object shows up twice, or the objects before a page boundary
+// shifted, the listing starts over.
 func (k *Kind[T, U]) List(ctx context.Context) ([]T, error) {
 	for range maxListRestarts {
 		items, err := k.listOnce(ctx)
@@ -256,7 +257,8 @@ func (k *Kind[T, U]) listOnce(ctx context.Context) ([]T, error) {
 	seen := map[string]bool{}
 	total := -1
 	for total < 0 || len(items) < total {
-		page, err := k.ListPage(ctx, len(items), k.pageSize)
+		offset, limit := k.nextPage(len(items))
+		page, err := k.ListPage(ctx, offset, limit)
 		if err != nil {
 			return nil, err
 		}
@@ -264,11 +266,15 @@ func (k *Kind[T, U]) listOnce(ctx context.Context) ([]T, error) {
 			return nil, errListChanged
 		}
 		total = page.TotalCount
-		if len(page.Items) == 0 && len(items) < total {
-			return nil, &Error{Kind: KindMalformed, Op: "list " + k.spec.plural,
-				Message: fmt.Sprintf("empty page at offset %d although totalCount is %d", len(items), total)}
+		fresh, err := k.afterOverlap(page.Items, items)
+		if err != nil {
+			return nil, err
 		}
-		for _, it := range page.Items {
+		if len(fresh) == 0 && len(items) < total {
+			return nil, &Error{Kind: KindMalformed, Op: "list " + k.spec.plural,
+				Message: fmt.Sprintf("no new item at offset %d although totalCount is %d", offset, total)}
+		}
+		for _, it := range fresh {
 			name := k.spec.name(it)
 			if seen[name] {
 				return nil, errListChanged
@@ -284,6 +290,30 @@ func (k *Kind[T, U]) listOnce(ctx context.Context) ([]T, error) {
 		items = []T{}
 	}
 	return items, nil
+}
+
+// nextPage is the window after the first listed items. Each page after the
+// first starts one item early: a delete before the boundary paired with an
+// add after it keeps totalCount unchanged but shifts an unseen object into
+// the part already paged, where it would be missed without a trace.
+func (k *Kind[T, U]) nextPage(listed int) (offset, limit int) {
+	if listed == 0 {
+		return 0, k.pageSize
+	}
+	return listed - 1, max(k.pageSize, 2)
+}
+
+// afterOverlap checks that a page after the first starts with the last
+// object already listed and returns the objects after it. An empty page is
+// left for the caller to judge against totalCount.
+func (k *Kind[T, U]) afterOverlap(page, listed []T) ([]T, error) {
+	if len(listed) == 0 || len(page) == 0 {
+		return page, nil
+	}
+	if k.spec.name(page[0]) != k.spec.name(listed[len(listed)-1]) {
+		return nil, errListChanged
+	}
+	return page[1:], nil
 }
 
 // batch is one multi-item call. Items that fail EdgeX's own validation are
