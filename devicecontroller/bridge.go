@@ -118,7 +118,7 @@ func setupKind[O client.Object, E any](mgr manager.Manager, s *shared, k *kind[O
 	}
 	err = builder.ControllerManagedBy(mgr).
 		Named(fmt.Sprintf("%s-%s", lower(k.Name), s.opts.NodePool)).
-		For(k.newObject(), builder.WithPredicates(specOrMetadataChanged())).
+		For(k.newObject(), builder.WithPredicates(watched(k.watchStatus))).
 		WatchesRawSource(source.Channel(sync.reconcileCh, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: s.opts.Workers,
@@ -133,11 +133,16 @@ func setupKind[O client.Object, E any](mgr manager.Manager, s *shared, k *kind[O
 	return sync, nil
 }
 
-// specOrMetadataChanged lets through creations, deletions and changes of
-// spec (generation), labels, annotations or finalizers; status-only
-// updates, which telemetry makes all the time, are skipped.
-func specOrMetadataChanged() predicate.Predicate {
+// watched lets through creations, deletions and changes of spec
+// (generation), labels, annotations or finalizers, plus what the kind's own
+// status predicate wants; other status-only updates, which telemetry makes
+// all the time, are skipped.
+func watched(status predicate.Predicate) predicate.Predicate {
+	if status == nil {
+		status = predicate.Funcs{UpdateFunc: func(event.UpdateEvent) bool { return false }}
+	}
 	return predicate.Or(
+		status,
 		predicate.GenerationChangedPredicate{},
 		predicate.LabelChangedPredicate{},
 		predicate.AnnotationChangedPredicate{},

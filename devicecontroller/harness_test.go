@@ -68,9 +68,10 @@ type pool struct {
 	sim    *simulator.Simulator
 	c      client.Client
 
-	opts   devicecontroller.Options
-	bridge *devicecontroller.Bridge
-	stop   func()
+	opts        devicecontroller.Options
+	metricsAddr string
+	bridge      *devicecontroller.Bridge
+	stop        func()
 }
 
 type poolConfig struct {
@@ -86,6 +87,8 @@ type poolConfig struct {
 	simOptions func(*simulator.Options)
 	// noBridge leaves the bridge to be started by the test.
 	noBridge bool
+	// metricsAddr serves the manager's metrics endpoint; default off.
+	metricsAddr string
 }
 
 func startPool(t *testing.T, cfg poolConfig) *pool {
@@ -113,6 +116,7 @@ func startPool(t *testing.T, cfg poolConfig) *pool {
 			t.Fatalf("seed demo devices: %v", err)
 		}
 	}
+	p.metricsAddr = cfg.metricsAddr
 	p.opts = devicecontroller.Options{
 		NodePool:         p.name,
 		Namespaces:       []string{p.ns},
@@ -136,7 +140,8 @@ func (p *pool) startBridge() {
 	t := p.t
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	restOpts := edgex.Options{MetadataURL: p.sim.MetadataURL(), CommandURL: p.sim.CommandURL(), Timeout: 3 * time.Second, Retries: -1}
+	restOpts := edgex.Options{MetadataURL: p.sim.MetadataURL(), CommandURL: p.sim.CommandURL(), Timeout: 3 * time.Second, Retries: -1,
+		Observer: devicecontroller.ObserveEdgeXRequest(p.name)}
 	meta, err := edgex.NewMetadata(restOpts)
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +167,7 @@ func (p *pool) startBridge() {
 	mgr, err := ctrl.NewManager(kube.Config, ctrl.Options{
 		Scheme:                 devicecontroller.Scheme(),
 		Cache:                  devicecontroller.CacheOptions(p.name, p.opts.Namespaces),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
+		Metrics:                metricsserver.Options{BindAddress: orDefault(p.metricsAddr, "0")},
 		HealthProbeBindAddress: "0",
 		Controller:             config.Controller{SkipNameValidation: ptr(true)},
 	})
@@ -286,4 +291,11 @@ func update[O client.Object](p *pool, obj O, name string, change func(O)) {
 		change(obj)
 		return p.c.Update(ctx, obj)
 	})
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

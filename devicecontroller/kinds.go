@@ -7,6 +7,8 @@ import (
 	"github.com/edgexfoundry/go-mod-core-contracts/v3/dtos"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/edgebridge/edgebridge/api/v1alpha1"
 	"github.com/edgebridge/edgebridge/edgex"
@@ -63,6 +65,9 @@ type kind[O client.Object, E any] struct {
 	edgeStatus func(O, E) bool
 	// statusOf returns the status struct, for computing status patches.
 	statusOf func(O) any
+	// watchStatus, when set, lets through the status-only updates the kind's
+	// reconciler must see.
+	watchStatus predicate.Predicate
 }
 
 // syncStatus points at the status fields the generic machinery writes.
@@ -132,7 +137,37 @@ func deviceKind(edge EdgeX) *kind[*v1alpha1.Device, dtos.Device] {
 			d.Status.AdminState, d.Status.OperatingState = admin, op
 			return changed
 		},
-		statusOf: func(d *v1alpha1.Device) any { return &d.Status },
+		statusOf:    func(d *v1alpha1.Device) any { return &d.Status },
+		watchStatus: reportedDesiredChanged(),
+	}
+}
+
+// reportedDesiredChanged lets through a device status update in which the
+// device reported a new value for a property it has a desired value for:
+// drift the commander must correct. It reacts to the watch event carrying
+// the reading, so the reconcile sees it in the cache.
+func reportedDesiredChanged() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			old, oldOK := e.ObjectOld.(*v1alpha1.Device)
+			cur, curOK := e.ObjectNew.(*v1alpha1.Device)
+			if !oldOK || !curOK || !cur.Spec.Managed {
+				return false
+			}
+			for name, want := range cur.Spec.DeviceProperties {
+				if want.DesiredValue == "" {
+					continue
+				}
+				was, is := old.Status.DeviceProperties[name], cur.Status.DeviceProperties[name]
+				if was.LastReported != is.LastReported || was.ActualValue != is.ActualValue {
+					return true
+				}
+			}
+			return false
+		},
 	}
 }
 

@@ -126,6 +126,14 @@ func newMetrics(pool string) *metrics {
 	})
 	m := vecs
 	m.pool = pool
+	// Series that exist from the start read as zero rather than missing,
+	// so that rates and alerts work before the first event.
+	for _, typ := range []string{"event", "system-event"} {
+		m.decodeErrors.WithLabelValues(pool, typ)
+	}
+	for _, c := range []*prometheus.CounterVec{m.eventsReceived, m.readings, m.unknownDevices, m.statusWrites, m.seriesDropped} {
+		c.WithLabelValues(pool)
+	}
 	return &m
 }
 

@@ -91,7 +91,7 @@ func toReading(r dtos.BaseReading, eventOrigin int64) reading {
 	}
 	out := reading{valueType: r.ValueType, units: r.Units, originNanos: origin}
 	switch {
-	case r.ValueType == "Binary" || r.BinaryValue != nil:
+	case r.ValueType == "Binary":
 		out.mediaType, out.binarySize = r.MediaType, int64(len(r.BinaryValue))
 	case r.ObjectValue != nil:
 		raw, _ := json.Marshal(r.ObjectValue)
@@ -143,7 +143,7 @@ func (t *telemetry) flush(ctx context.Context, key types.NamespacedName) {
 		t.forget(key)
 		return
 	}
-	patch, newest, drift := t.statusPatch(key, dev, latest)
+	patch, newest := t.statusPatch(key, dev, latest)
 	if len(patch) == 0 {
 		return
 	}
@@ -158,19 +158,16 @@ func (t *telemetry) flush(ctx context.Context, key types.NamespacedName) {
 		t.requeueReadings(key, latest)
 		return
 	}
+	// A value that differs from a desired one reaches the commander through
+	// the watch event of this write (see reportedDesiredChanged).
 	t.metrics.statusWrites.WithLabelValues(t.metrics.pool).Inc()
-	if drift {
-		t.commands.requeue(key)
-	}
 }
 
-// statusPatch returns the status entries that changed, the newest reading
-// time (ms), and whether a managed device now reports a value other than
-// the desired one (drift, which makes the commander act).
-func (t *telemetry) statusPatch(key types.NamespacedName, dev *v1alpha1.Device, latest map[string]reading) (map[string]any, int64, bool) {
+// statusPatch returns the status entries that changed and the newest
+// reading time (ms).
+func (t *telemetry) statusPatch(key types.NamespacedName, dev *v1alpha1.Device, latest map[string]reading) (map[string]any, int64) {
 	patch := map[string]any{}
 	var newest int64
-	drift := false
 	for res, r := range latest {
 		if r.originNanos < t.commands.confirmedAt(key, res).UnixNano() {
 			continue // taken before the device accepted a newer command
@@ -192,14 +189,10 @@ func (t *telemetry) statusPatch(key types.NamespacedName, dev *v1alpha1.Device, 
 				entry["units"] = r.units
 			}
 			patch[res] = entry
-			if want := dev.Spec.DeviceProperties[res].DesiredValue; dev.Spec.Managed && want != "" &&
-				!convert.EqualValues(r.valueType, want, r.value) {
-				drift = true
-			}
 		}
 		newest = max(newest, ms)
 	}
-	return patch, newest, drift
+	return patch, newest
 }
 
 // requeueReadings puts back readings whose write failed, unless newer ones
@@ -322,7 +315,7 @@ func (t *telemetry) publishNorthbound(key types.NamespacedName, ev dtos.Event) {
 	}
 	for _, r := range ev.Readings {
 		nr := NorthboundReading{Resource: r.ResourceName, ValueType: r.ValueType, Units: r.Units}
-		if r.ValueType == "Binary" || r.BinaryValue != nil {
+		if r.ValueType == "Binary" {
 			nr.MediaType, nr.Size = r.MediaType, len(r.BinaryValue)
 		} else {
 			nr.Value = typedJSON(r)

@@ -17,7 +17,6 @@ import (
 	"github.com/edgexfoundry/go-mod-core-contracts/v3/dtos"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -36,7 +35,7 @@ import (
 const userAgent = "edgebridge"
 
 type flags struct {
-	kubeconfig, nodePool, nodeName, namespaces string
+	nodePool, nodeName, namespaces string
 	kubeQPS                                    float64
 	kubeBurst                                  int
 
@@ -65,7 +64,6 @@ type flags struct {
 func parseFlags() (*flags, *zap.Options) {
 	f := &flags{}
 	fs := flag.CommandLine
-	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; empty means in-cluster configuration")
 	fs.StringVar(&f.nodePool, "nodepool", "", "node pool this bridge serves; empty means the "+v1alpha1.NodePoolLabel+" label of --node-name")
 	fs.StringVar(&f.nodeName, "node-name", os.Getenv("NODE_NAME"), "node the bridge runs on, to discover its pool (default $NODE_NAME)")
 	fs.StringVar(&f.namespaces, "namespaces", envOr("POD_NAMESPACE", "default"), "comma-separated namespaces to watch; imported objects go to the first (default $POD_NAMESPACE or default)")
@@ -137,9 +135,11 @@ func main() {
 }
 
 func run(ctx context.Context, f *flags) error {
-	cfg, err := kubeConfig(f.kubeconfig)
+	// controller-runtime's own --kubeconfig flag (or $KUBECONFIG, or the
+	// in-cluster configuration) says where the API server is.
+	cfg, err := ctrl.GetConfig()
 	if err != nil {
-		return err
+		return fmt.Errorf("load Kubernetes client configuration: %w", err)
 	}
 	cfg.UserAgent, cfg.QPS, cfg.Burst = userAgent, float32(f.kubeQPS), f.kubeBurst
 
@@ -290,21 +290,6 @@ func readSecretFile(path string) (string, error) {
 		return "", fmt.Errorf("read credential file: %w", err)
 	}
 	return strings.TrimSpace(string(data)), nil
-}
-
-func kubeConfig(path string) (*rest.Config, error) {
-	if path != "" {
-		cfg, err := clientcmd.BuildConfigFromFlags("", path)
-		if err != nil {
-			return nil, fmt.Errorf("load kubeconfig %s: %w", path, err)
-		}
-		return cfg, nil
-	}
-	cfg, err := ctrl.GetConfig()
-	if err != nil {
-		return nil, fmt.Errorf("load Kubernetes client configuration: %w", err)
-	}
-	return cfg, nil
 }
 
 // resolveNodePool returns the pool from the flag, or from the pool label

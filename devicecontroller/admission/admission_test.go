@@ -13,6 +13,7 @@ import (
 )
 
 func TestCreateChecksDesiredValuesAgainstTheProfile(t *testing.T) {
+	needKube(t)
 	ns, otherNS := kube.Namespace(t), kube.Namespace(t)
 	mustCreate(t, capturedProfile(t, ns, poolA, profileName))
 	// Same EdgeX name, but another pool's and another namespace's: using
@@ -107,6 +108,7 @@ func TestCreateChecksDesiredValuesAgainstTheProfile(t *testing.T) {
 }
 
 func TestUpdateChecksOnlyWhatItChanges(t *testing.T) {
+	needKube(t)
 	ns := kube.Namespace(t)
 	profile := capturedProfile(t, ns, poolA, profileName)
 	mustCreate(t, profile)

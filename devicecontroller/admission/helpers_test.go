@@ -48,45 +48,61 @@ var (
 	profileCache cache.Cache
 )
 
-// TestMain starts one API server with deploy/admission/webhook.yaml
-// installed (envtest points it at a local port with generated
-// certificates) and the webhook serving there, as cmd/device-admission
-// wires it.
 func TestMain(m *testing.M) {
 	if os.Getenv("EDGEBRIDGE_TEST_LOGS") != "" {
 		ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
 	} else {
 		ctrl.SetLogger(logr.Discard())
 	}
-	os.Exit(run(m))
+	code := m.Run()
+	if stopEnv != nil {
+		stopEnv()
+	}
+	os.Exit(code)
 }
 
-func run(m *testing.M) int {
-	var err error
+var (
+	envOnce sync.Once
+	envErr  error
+	stopEnv func()
+)
+
+// needKube starts, on first use, one API server with
+// deploy/admission/webhook.yaml installed (envtest points it at a local
+// port with generated certificates) and the webhook serving there, wired
+// as cmd/device-admission wires it. Starting on first use keeps fuzz
+// workers, which run TestMain too, from starting control planes.
+func needKube(t testing.TB) {
+	t.Helper()
+	envOnce.Do(func() { stopEnv, envErr = startEnv() })
+	if envErr != nil {
+		t.Fatal(envErr)
+	}
+}
+
+func startEnv() (stop func(), err error) {
 	manifest := filepath.Join(testenv.RepoRoot(), "deploy", "admission", "webhook.yaml")
 	if kube, err = testenv.StartKube(testenv.KubeOptions{WebhookManifests: []string{manifest}}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return nil, err
 	}
-	defer func() {
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped, err := startWebhook(ctx)
+	stop = func() {
+		cancel()
+		if stopped != nil {
+			if err := <-stopped; err != nil {
+				fmt.Fprintln(os.Stderr, "webhook manager:", err)
+			}
+		}
 		if err := kube.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "stop control plane:", err)
 		}
-	}()
-	ctx, cancel := context.WithCancel(context.Background())
-	stopped, err := startWebhook(ctx)
-	if err != nil {
-		cancel()
-		fmt.Fprintln(os.Stderr, err)
-		return 1
 	}
-	defer func() {
-		cancel()
-		if err := <-stopped; err != nil {
-			fmt.Fprintln(os.Stderr, "webhook manager:", err)
-		}
-	}()
-	return m.Run()
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	return stop, nil
 }
 
 func startWebhook(ctx context.Context) (<-chan error, error) {

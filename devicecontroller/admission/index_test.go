@@ -21,6 +21,7 @@ import (
 // with the webhook's cache and no live fallback, so that the answers come
 // from admission.ProfileIndex alone.
 func TestProfileIndexFindsTheDevicesOwnProfile(t *testing.T) {
+	needKube(t)
 	ns := kube.Namespace(t)
 	mustCreate(t, capturedProfile(t, ns, poolA, profileName))
 	mustCreate(t, readOnly(capturedProfile(t, ns, poolB, profileName)))
@@ -87,6 +88,7 @@ func compareAnswer(warnings []string, err error, refused, warning string) error 
 // yet when the devices arrive. The cache here is real but selects no
 // profile at all, so it never will.
 func TestLiveReadFindsAProfileTheCacheHasNotSeen(t *testing.T) {
+	needKube(t)
 	ctx, cancel := context.WithTimeout(context.Background(), testenv.DefaultTimeout)
 	defer cancel()
 	blind := blindCache(ctx, t)
@@ -119,27 +121,7 @@ func TestLiveReadFindsAProfileTheCacheHasNotSeen(t *testing.T) {
 func blindCache(ctx context.Context, t *testing.T) cache.Cache {
 	t.Helper()
 	never := labels.SelectorFromSet(labels.Set{"edgebridge.io/test-never": "true"})
-	c, err := cache.New(kube.Config, cache.Options{
-		Scheme:   kube.Scheme,
+	return startCache(ctx, t, kube.Config, cache.Options{
 		ByObject: map[client.Object]cache.ByObject{&v1alpha1.DeviceProfile{}: {Label: never}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := admission.IndexProfiles(ctx, c); err != nil {
-		t.Fatal(err)
-	}
-	cacheCtx, stop := context.WithCancel(context.Background())
-	stopped := make(chan error, 1)
-	go func() { stopped <- c.Start(cacheCtx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-stopped; err != nil {
-			t.Errorf("blind cache: %v", err)
-		}
-	})
-	if !c.WaitForCacheSync(ctx) {
-		t.Fatal("blind cache never synced")
-	}
-	return c
 }

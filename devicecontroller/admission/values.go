@@ -89,8 +89,8 @@ func putURLWarnings(old, dev *v1alpha1.Device) []string {
 			continue
 		}
 		warnings = append(warnings, fmt.Sprintf(
-			"%s is set: commands for %q go to that URL as given, which admission cannot check is node pool %q's core-command; leave it empty to let the bridge derive it",
-			devicePropertiesPath.Key(name).Child("putURL"), name, dev.Spec.NodePool))
+			"%s is set: commands go to it as given, unchecked; leave it empty to use node pool %q's core-command",
+			devicePropertiesPath.Key(name).Child("putURL"), dev.Spec.NodePool))
 	}
 	return warnings
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/edgexfoundry/go-mod-core-contracts/v3/common"
 	"github.com/edgexfoundry/go-mod-core-contracts/v3/dtos"
 	"github.com/fxamacker/cbor/v2"
 )
@@ -77,11 +78,11 @@ func checkEvent(ev dtos.Event) error {
 }
 
 // EncodeEvent renders an event as a device service publishes it: CBOR when
-// a reading is binary, JSON otherwise.
+// a reading is of value type Binary, JSON otherwise.
 func EncodeEvent(requestID string, ev dtos.Event) (contentType string, payload []byte, err error) {
 	req := AddEventRequest{APIVersion: APIVersion, RequestID: requestID, Event: ev}
 	for _, r := range ev.Readings {
-		if r.BinaryValue != nil {
+		if r.ValueType == common.ValueTypeBinary {
 			payload, err = cbor.Marshal(req)
 			if err != nil {
 				return "", nil, fmt.Errorf("encode CBOR event: %w", err)

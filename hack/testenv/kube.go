@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/edgebridge/edgebridge/api/v1alpha1"
 )
@@ -74,6 +75,9 @@ func StartKube(opts KubeOptions) (*Kube, error) {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		// Start fails after launching the processes when, say, a CRD is
+		// refused; stop them rather than leave them running.
+		_ = env.Stop()
 		return nil, fmt.Errorf("start kube-apiserver and etcd: %w", err)
 	}
 	// Tests create objects in bursts; the default client-side limit of a
@@ -85,6 +89,14 @@ func StartKube(opts KubeOptions) (*Kube, error) {
 		return nil, fmt.Errorf("client for envtest: %w", err)
 	}
 	return &Kube{Env: env, Config: cfg, Scheme: scheme, Client: c}, nil
+}
+
+// WebhookServerOptions are where the installed WebhookManifests send
+// requests: serve a webhook server with them (webhook.NewServer) and the
+// API server reaches it, trusting envtest's generated certificate.
+func (k *Kube) WebhookServerOptions() webhook.Options {
+	o := k.Env.WebhookInstallOptions
+	return webhook.Options{Host: o.LocalServingHost, Port: o.LocalServingPort, CertDir: o.LocalServingCertDir}
 }
 
 // Stop stops the control plane.

@@ -1,0 +1,244 @@
+package devicecontroller_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgebridge/edgebridge/api/v1alpha1"
+	"github.com/edgebridge/edgebridge/edgex/convert"
+	"github.com/edgebridge/edgebridge/edgex/simulator"
+	"github.com/edgebridge/edgebridge/hack/testenv"
+)
+
+// writes records what the simulated devices were told to do.
+type writes struct {
+	mu  sync.Mutex
+	all []simulator.Write
+}
+
+func recordWrites(t *testing.T, p *pool) *writes {
+	w := &writes{}
+	cancel := p.sim.OnWrite(func(wr simulator.Write) {
+		w.mu.Lock()
+		w.all = append(w.all, wr)
+		w.mu.Unlock()
+	})
+	t.Cleanup(cancel)
+	return w
+}
+
+func (w *writes) to(device, resource string) []simulator.Write {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []simulator.Write
+	for _, wr := range w.all {
+		if wr.Device == device && wr.Resource == resource {
+			out = append(out, wr)
+		}
+	}
+	return out
+}
+
+// commandDevice creates a managed device on one of the demo profiles.
+func commandDevice(p *pool, name, profile string) *v1alpha1.Device {
+	dev := managedDevice(p, name, simulator.DemoServiceName, profile)
+	p.create(dev)
+	waitFor(p, &v1alpha1.Device{}, name, func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
+	return dev
+}
+
+// setDesired is `kubectl edit device`: one desired property value.
+func setDesired(p *pool, device, resource, value string) {
+	update(p, &v1alpha1.Device{}, device, func(d *v1alpha1.Device) {
+		if d.Spec.DeviceProperties == nil {
+			d.Spec.DeviceProperties = map[string]v1alpha1.DesiredPropertyState{}
+		}
+		d.Spec.DeviceProperties[resource] = v1alpha1.DesiredPropertyState{Name: resource, DesiredValue: value}
+	})
+}
+
+// waitProperty waits until status shows the device reported want for the
+// resource and every desired value is synced.
+func waitProperty(p *pool, device, resource, valueType, want string) {
+	p.t.Helper()
+	waitFor(p, &v1alpha1.Device{}, device, func(d *v1alpha1.Device) error {
+		got, ok := d.Status.DeviceProperties[resource]
+		if !ok || !convert.EqualValues(valueType, want, got.ActualValue) {
+			return fmt.Errorf("%s is %+v, want %s", resource, got, want)
+		}
+		if got.LastCommand != nil && got.LastCommand.Result != v1alpha1.CommandSucceeded {
+			return fmt.Errorf("last command %+v", got.LastCommand)
+		}
+		return reason(d.Status.Conditions, v1alpha1.ConditionPropertiesSynced, v1alpha1.ReasonInSync)
+	})
+}
+
+// kubectl edit device -> EdgeX command -> the device, for a GPIO pin, a
+// sensor setting and a camera switch, over REST and over MQTT.
+func TestCommandsReachTheDevice(t *testing.T) {
+	cases := []struct {
+		profile, resource, valueType, value, deviceHolds string
+	}{
+		{simulator.ProfileGPIO, "pin_17", "Bool", "true", "true"},
+		{simulator.ProfileSensor, "sample_rate", "Int32", "250", "250"},
+		{simulator.ProfileCamera, "streaming", "Bool", "TRUE", "true"},
+	}
+	for _, transport := range []string{"rest", "mqtt"} {
+		t.Run(transport, func(t *testing.T) {
+			p := startPool(t, poolConfig{seedDemo: true, transport: transport})
+			w := recordWrites(t, p)
+			for i, tc := range cases {
+				name := fmt.Sprintf("cmd-%d", i)
+				commandDevice(p, name, tc.profile)
+				setDesired(p, name, tc.resource, tc.value)
+				waitProperty(p, name, tc.resource, tc.valueType, tc.value)
+				if got, _ := p.sim.Value(name, tc.resource); !convert.EqualValues(tc.valueType, tc.deviceHolds, got) {
+					t.Errorf("%s: device holds %q, want %q", tc.resource, got, tc.deviceHolds)
+				}
+				writes := w.to(name, tc.resource)
+				if len(writes) != 1 || writes[0].Via != transport {
+					t.Errorf("%s: %d writes %+v, want one via %s", tc.resource, len(writes), writes, transport)
+				}
+				d := &v1alpha1.Device{}
+				_ = p.get(d, name)
+				st := d.Status.DeviceProperties[tc.resource]
+				if st.GetURL == "" || st.PutURL == "" || st.LastCommand == nil || st.LastCommand.Time.IsZero() {
+					t.Errorf("%s: status lacks URLs or the confirmation time: %+v", tc.resource, st)
+				}
+			}
+		})
+	}
+}
+
+// Desired and reported values are compared by value type: a float the
+// device reports in exponent form equals the decimal the user wrote, so no
+// second command is sent; but a device that drifts is set again.
+func TestCommandsAreLevelTriggered(t *testing.T) {
+	p := startPool(t, poolConfig{})
+	w := recordWrites(t, p)
+	svc, prof, _ := managedSet(p, "lvl")
+	dev := managedDevice(p, "lvl-2", svc.Name, prof.Name)
+	p.create(dev)
+	setDesired(p, dev.Name, "level", "66.66")
+	waitProperty(p, dev.Name, "level", "Float32", "66.66")
+	if got, _ := p.sim.Value(dev.Name, "level"); got != "6.666000e+01" {
+		t.Fatalf("device holds %q", got)
+	}
+	// The device reports the value back in its own form: nothing to do.
+	if err := p.sim.PublishEvent(context.Background(), dev.Name, "level"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(p, &v1alpha1.Device{}, dev.Name, func(d *v1alpha1.Device) error {
+		if d.Status.DeviceProperties["level"].LastReported == 0 {
+			return fmt.Errorf("reading not in status yet")
+		}
+		return nil
+	})
+	assertStays(t, time.Second, func() error {
+		if n := len(w.to(dev.Name, "level")); n != 1 {
+			return fmt.Errorf("%d writes for an equal value, want 1", n)
+		}
+		return nil
+	})
+
+	// The device drifts: the bridge sets it again.
+	if err := p.sim.SetValue(dev.Name, "level", "12.5"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.sim.PublishEvent(context.Background(), dev.Name, "level"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
+		if got, _ := p.sim.Value(dev.Name, "level"); got != "6.666000e+01" || len(w.to(dev.Name, "level")) != 2 {
+			return fmt.Errorf("device holds %q after %d writes", got, len(w.to(dev.Name, "level")))
+		}
+		return nil
+	})
+}
+
+// A failing command is retried with backoff until it succeeds, and status
+// shows the failure meanwhile.
+func TestFailedCommandsAreRetried(t *testing.T) {
+	p := startPool(t, poolConfig{seedDemo: true})
+	commandDevice(p, "retry", simulator.ProfileGPIO)
+	p.sim.Faults().SetServiceDown(simulator.DemoServiceName, true)
+	setDesired(p, "retry", "pin_18", "true")
+	waitFor(p, &v1alpha1.Device{}, "retry", func(d *v1alpha1.Device) error {
+		st := d.Status.DeviceProperties["pin_18"]
+		if st.LastCommand == nil || st.LastCommand.Result != v1alpha1.CommandFailed || st.LastCommand.Reason != v1alpha1.ReasonServiceUnavailable {
+			return fmt.Errorf("last command %+v", st.LastCommand)
+		}
+		return reason(d.Status.Conditions, v1alpha1.ConditionPropertiesSynced, v1alpha1.ReasonServiceUnavailable)
+	})
+	p.sim.Faults().SetServiceDown(simulator.DemoServiceName, false)
+	waitProperty(p, "retry", "pin_18", "Bool", "true")
+}
+
+// A LOCKED device gets no commands and says so; unlocking it resumes them.
+func TestLockedDeviceGetsNoCommands(t *testing.T) {
+	p := startPool(t, poolConfig{seedDemo: true})
+	w := recordWrites(t, p)
+	commandDevice(p, "locked", simulator.ProfileGPIO)
+	update(p, &v1alpha1.Device{}, "locked", func(d *v1alpha1.Device) {
+		d.Spec.AdminState = v1alpha1.Locked
+		d.Spec.DeviceProperties = map[string]v1alpha1.DesiredPropertyState{"pin_17": {Name: "pin_17", DesiredValue: "true"}}
+	})
+	waitFor(p, &v1alpha1.Device{}, "locked", func(d *v1alpha1.Device) error {
+		return reason(d.Status.Conditions, v1alpha1.ConditionPropertiesSynced, v1alpha1.ReasonDeviceLocked)
+	})
+	if n := len(w.to("locked", "pin_17")); n != 0 {
+		t.Fatalf("%d commands sent to a locked device", n)
+	}
+	update(p, &v1alpha1.Device{}, "locked", func(d *v1alpha1.Device) { d.Spec.AdminState = v1alpha1.UnLocked })
+	waitProperty(p, "locked", "pin_17", "Bool", "true")
+}
+
+// A value the profile forbids is never sent: the bridge says why.
+func TestForbiddenValuesAreNotSent(t *testing.T) {
+	p := startPool(t, poolConfig{seedDemo: true})
+	w := recordWrites(t, p)
+	commandDevice(p, "forbidden", simulator.ProfileSensor)
+	cases := []struct{ resource, value, reason string }{
+		{"temperature", "30", v1alpha1.ReasonReadOnly},
+		{"sample_rate", "5000", v1alpha1.ReasonValueOutOfRange},
+		{"sample_rate", "fast", v1alpha1.ReasonInvalidValue},
+		{"no_such_resource", "1", v1alpha1.ReasonUnknownResource},
+	}
+	for _, tc := range cases {
+		setDesired(p, "forbidden", tc.resource, tc.value)
+		waitFor(p, &v1alpha1.Device{}, "forbidden", func(d *v1alpha1.Device) error {
+			st := d.Status.DeviceProperties[tc.resource]
+			if st.LastCommand == nil || st.LastCommand.Result != v1alpha1.CommandBlocked || st.LastCommand.Reason != tc.reason || st.LastCommand.Value != tc.value {
+				return fmt.Errorf("%s=%s: last command %+v, want blocked for %s", tc.resource, tc.value, st.LastCommand, tc.reason)
+			}
+			return nil
+		})
+		update(p, &v1alpha1.Device{}, "forbidden", func(d *v1alpha1.Device) { delete(d.Spec.DeviceProperties, tc.resource) })
+	}
+	if len(w.all) != 0 {
+		t.Fatalf("forbidden values were sent: %+v", w.all)
+	}
+}
+
+// A slow device does not delay commands to other devices.
+func TestSlowDeviceDoesNotDelayOthers(t *testing.T) {
+	for _, transport := range []string{"rest", "mqtt"} {
+		t.Run(transport, func(t *testing.T) {
+			p := startPool(t, poolConfig{seedDemo: true, transport: transport})
+			w := recordWrites(t, p)
+			commandDevice(p, "slow", simulator.ProfileGPIO)
+			commandDevice(p, "fast", simulator.ProfileGPIO)
+			p.sim.Faults().SetDeviceLatency("slow", 2*time.Second)
+			setDesired(p, "slow", "pin_17", "true")
+			setDesired(p, "fast", "pin_17", "true")
+			waitProperty(p, "fast", "pin_17", "Bool", "true")
+			if n := len(w.to("slow", "pin_17")); n != 0 {
+				t.Fatalf("the slow device answered first (%d writes): the test proves nothing", n)
+			}
+			waitProperty(p, "slow", "pin_17", "Bool", "true")
+		})
+	}
+}

@@ -1,0 +1,280 @@
+package devicecontroller_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/edgebridge/edgebridge/api/v1alpha1"
+	"github.com/edgebridge/edgebridge/devicecontroller"
+	"github.com/edgebridge/edgebridge/edgex/convert"
+	"github.com/edgebridge/edgebridge/edgex/messagebus"
+	"github.com/edgebridge/edgebridge/edgex/simulator"
+	"github.com/edgebridge/edgebridge/hack/testenv"
+)
+
+// metric returns the sum of a Prometheus metric's series for one pool.
+func metric(t *testing.T, name, pool string) float64 {
+	t.Helper()
+	families, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if labelValue(m, "pool") != pool {
+				continue
+			}
+			switch {
+			case m.Counter != nil:
+				sum += m.Counter.GetValue()
+			case m.Gauge != nil:
+				sum += m.Gauge.GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+func labelValue(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+// Readings become status without any REST call, and a device's status is
+// written at most once per interval however many readings arrive, and not
+// at all when nothing changed.
+func TestTelemetryIsCoalescedIntoStatus(t *testing.T) {
+	p := startPool(t, poolConfig{seedDemo: true, options: func(o *devicecontroller.Options) {
+		o.StatusInterval = 2 * time.Second
+	}})
+	sensor := simulator.DemoDevices()[1].Name
+	name := convert.KubeName(p.name, sensor)
+	waitFor(p, &v1alpha1.Device{}, name, func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
+	ctx := context.Background()
+	restBefore := p.sim.RequestCount()
+	writesBefore := metric(t, "edgebridge_status_writes_total", p.name)
+	eventsBefore := metric(t, "edgebridge_events_received_total", p.name)
+
+	const burst = 40
+	for i := range burst {
+		if err := p.sim.PublishReadings(ctx, sensor, map[string]string{"temperature": fmt.Sprintf("%d.5", 10+i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(p, &v1alpha1.Device{}, name, func(d *v1alpha1.Device) error {
+		got := d.Status.DeviceProperties["temperature"]
+		if !convert.EqualValues("Float32", got.ActualValue, fmt.Sprintf("%d.5", 10+burst-1)) || got.LastReported == 0 || d.Status.LastReported == 0 {
+			return fmt.Errorf("temperature status %+v", got)
+		}
+		return nil
+	})
+	if got := metric(t, "edgebridge_events_received_total", p.name) - eventsBefore; got != burst {
+		t.Fatalf("%v events received, want %d", got, burst)
+	}
+	// The burst took well under one interval: one write at its start, one
+	// after the interval with the last value.
+	if writes := metric(t, "edgebridge_status_writes_total", p.name) - writesBefore; writes > 2 {
+		t.Fatalf("%v status writes for a burst of %d readings, want at most 2", writes, burst)
+	}
+
+	// The same value again: readings arrive, nothing is written.
+	writesBefore = metric(t, "edgebridge_status_writes_total", p.name)
+	eventsBefore = metric(t, "edgebridge_events_received_total", p.name)
+	for range 5 {
+		if err := p.sim.PublishReadings(ctx, sensor, map[string]string{"temperature": fmt.Sprintf("%d.5", 10+burst-1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
+		if got := metric(t, "edgebridge_events_received_total", p.name) - eventsBefore; got != 5 {
+			return fmt.Errorf("%v of 5 events received", got)
+		}
+		return nil
+	})
+	assertStays(t, 2*p.opts.StatusInterval, func() error {
+		if w := metric(t, "edgebridge_status_writes_total", p.name) - writesBefore; w != 0 {
+			return fmt.Errorf("%v status writes for unchanged values", w)
+		}
+		return nil
+	})
+	if n := p.sim.RequestCount() - restBefore; n != 0 {
+		t.Fatalf("telemetry cost %d EdgeX REST calls, want 0", n)
+	}
+}
+
+// Camera frames never reach status: their media type, size and time do.
+func TestBinaryReadingsStayOutOfStatus(t *testing.T) {
+	p := startPool(t, poolConfig{seedDemo: true})
+	camera := simulator.DemoDevices()[2].Name
+	name := convert.KubeName(p.name, camera)
+	waitFor(p, &v1alpha1.Device{}, name, func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
+	if err := p.sim.PublishEvent(context.Background(), camera, "snapshot"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(p, &v1alpha1.Device{}, name, func(d *v1alpha1.Device) error {
+		snap, ok := d.Status.DeviceProperties["snapshot"]
+		switch {
+		case !ok:
+			return fmt.Errorf("no snapshot entry")
+		case snap.ActualValue != "":
+			return fmt.Errorf("a frame went into status (%d bytes)", len(snap.ActualValue))
+		case snap.MediaType != "image/jpeg" || snap.BinarySize < 100 || snap.LastReported == 0:
+			return fmt.Errorf("snapshot entry %+v", snap)
+		}
+		return nil
+	})
+}
+
+// The manager's metrics endpoint shows readings as gauges by pool, device
+// and resource, and the bridge's own counters and histograms.
+func TestMetricsAreExposed(t *testing.T) {
+	addr := freeAddr(t)
+	p := startPool(t, poolConfig{seedDemo: true, metricsAddr: addr})
+	sensor := simulator.DemoDevices()[1].Name
+	name := convert.KubeName(p.name, sensor)
+	waitFor(p, &v1alpha1.Device{}, name, func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
+	if err := p.sim.PublishReadings(context.Background(), sensor, map[string]string{"temperature": "23.25"}); err != nil {
+		t.Fatal(err)
+	}
+	commandDevice(p, "metered", simulator.ProfileGPIO)
+	setDesired(p, "metered", "pin_17", "true")
+	waitProperty(p, "metered", "pin_17", "Bool", "true")
+
+	want := []string{
+		fmt.Sprintf(`edgebridge_reading_value{device=%q,namespace=%q,pool=%q,resource="temperature"} 23.25`, name, p.ns, p.name),
+		fmt.Sprintf(`edgebridge_events_received_total{pool=%q}`, p.name),
+		fmt.Sprintf(`edgebridge_readings_total{pool=%q}`, p.name),
+		fmt.Sprintf(`edgebridge_status_writes_total{pool=%q}`, p.name),
+		fmt.Sprintf(`edgebridge_commands_sent_total{pool=%q,transport="rest"} 1`, p.name),
+		fmt.Sprintf(`edgebridge_command_duration_seconds_bucket{pool=%q,transport="rest"`, p.name),
+		fmt.Sprintf(`edgebridge_edgex_requests_total{code="200",method="GET",pool=%q,route="/api/v3/device/all",service="core-metadata"}`, p.name),
+		"edgebridge_decode_errors_total",
+	}
+	testenv.Eventually(t, testenv.DefaultTimeout, func(ctx context.Context) error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		for _, w := range want {
+			if !strings.Contains(string(body), w) {
+				return fmt.Errorf("metrics lack %s", w)
+			}
+		}
+		return nil
+	})
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// Readings are re-published, normalised as JSON with typed values, on a
+// topic addressed by pool, namespace and device name.
+func TestNorthboundReadings(t *testing.T) {
+	north, err := messagebus.New(messagebus.Options{BrokerURL: mqtt.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := north.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p := startPool(t, poolConfig{seedDemo: true, options: func(o *devicecontroller.Options) {
+		o.Northbound = north
+		o.NorthboundPrefix = "north"
+	}})
+	listener, _ := messagebus.New(messagebus.Options{BrokerURL: mqtt.URL()})
+	if err := listener.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	got := map[string]devicecontroller.NorthboundEvent{}
+	if err := listener.Subscribe("north/"+p.name+"/#", func(topic string, payload []byte) {
+		var ev devicecontroller.NorthboundEvent
+		if json.Unmarshal(payload, &ev) == nil {
+			mu.Lock()
+			got[topic] = ev
+			mu.Unlock()
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := listener.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	gpio, sensor := simulator.DemoDevices()[0].Name, simulator.DemoDevices()[1].Name
+	for _, d := range []string{gpio, sensor} {
+		waitFor(p, &v1alpha1.Device{}, convert.KubeName(p.name, d), func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
+	}
+	_ = p.sim.PublishReadings(ctx, sensor, map[string]string{"temperature": "19.75", "sample_rate": "30"})
+	_ = p.sim.PublishReadings(ctx, gpio, map[string]string{"pin_27": "true"})
+
+	sensorTopic := devicecontroller.NorthboundTopic("north", p.name, p.ns, convert.KubeName(p.name, sensor), "")
+	gpioTopic := devicecontroller.NorthboundTopic("north", p.name, p.ns, convert.KubeName(p.name, gpio), "")
+	testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
+		mu.Lock()
+		defer mu.Unlock()
+		var sensorEv, gpioEv *devicecontroller.NorthboundEvent
+		for topic, ev := range got {
+			ev := ev
+			switch {
+			case strings.HasPrefix(topic, sensorTopic):
+				sensorEv = &ev
+			case strings.HasPrefix(topic, gpioTopic):
+				gpioEv = &ev
+			}
+		}
+		if sensorEv == nil || gpioEv == nil {
+			return fmt.Errorf("northbound topics so far: %v", keys(got))
+		}
+		values := map[string]string{}
+		for _, r := range append(sensorEv.Readings, gpioEv.Readings...) {
+			values[r.Resource] = string(r.Value)
+		}
+		if values["temperature"] != "19.75" || values["sample_rate"] != "30" || values["pin_27"] != "true" {
+			return fmt.Errorf("readings not typed JSON: %v", values)
+		}
+		if sensorEv.Device != convert.KubeName(p.name, sensor) || sensorEv.EdgeXName != sensor || sensorEv.Namespace != p.ns || sensorEv.Pool != p.name {
+			return fmt.Errorf("identity %+v", sensorEv)
+		}
+		return nil
+	})
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+var _ = time.Second
