@@ -36,8 +36,8 @@ const userAgent = "edgebridge"
 
 type flags struct {
 	nodePool, nodeName, namespaces string
-	kubeQPS                                    float64
-	kubeBurst                                  int
+	kubeQPS                        float64
+	kubeBurst                      int
 
 	metadataURL, commandURL, tokenFile, caFile, certFile, keyFile string
 	edgexTimeout                                                  time.Duration
