@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/edgexfoundry/go-mod-core-contracts/v3/dtos"
@@ -13,6 +15,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -117,14 +120,14 @@ func setupKind[O client.Object, E any](mgr manager.Manager, s *shared, k *kind[O
 		return nil, fmt.Errorf("index %s by EdgeX name: %w", k.Name, err)
 	}
 	err = builder.ControllerManagedBy(mgr).
-		Named(fmt.Sprintf("%s-%s", lower(k.Name), s.opts.NodePool)).
+		Named(fmt.Sprintf("%s-%s", strings.ToLower(k.Name), s.opts.NodePool)).
 		For(k.newObject(), builder.WithPredicates(watched(k.watchStatus))).
 		WatchesRawSource(source.Channel(sync.reconcileCh, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: s.opts.Workers,
 			RateLimiter:             reconcileRateLimiter(),
 			// Several pools' bridges may share a process in tests.
-			SkipNameValidation: ptrTo(true),
+			SkipNameValidation: ptr.To(true),
 		}).
 		Complete(rec)
 	if err != nil {
@@ -147,7 +150,7 @@ func watched(status predicate.Predicate) predicate.Predicate {
 		predicate.LabelChangedPredicate{},
 		predicate.AnnotationChangedPredicate{},
 		predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
-			return !equalStrings(e.ObjectOld.GetFinalizers(), e.ObjectNew.GetFinalizers()) ||
+			return !slices.Equal(e.ObjectOld.GetFinalizers(), e.ObjectNew.GetFinalizers()) ||
 				!e.ObjectOld.GetDeletionTimestamp().Equal(e.ObjectNew.GetDeletionTimestamp())
 		}},
 	)

@@ -170,23 +170,3 @@ func (v *edgeView[E]) ApplyList(items []E, started time.Time) (changed, gone []s
 	v.listStarted = started
 	return changed, gone
 }
-
-// HeardSinceLastList reports whether the named object was announced after
-// the last complete list began; such an object is not missing even if that
-// list lacked it.
-func (v *edgeView[E]) HeardSinceLastList(name string) bool {
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	e, ok := v.objects[name]
-	return ok && e.heard.After(v.listStarted)
-}
-
-// Forget empties the view, as after the bridge learns its memory cannot be
-// trusted (it is then rebuilt by the next list).
-func (v *edgeView[E]) Forget() {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	v.objects = map[string]viewEntry[E]{}
-	v.tombstones = map[string]time.Time{}
-	v.complete = false
-}

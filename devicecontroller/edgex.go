@@ -16,6 +16,7 @@ import (
 // Store is one core-metadata kind: devices, device services or profiles.
 type Store[E, U any] interface {
 	Add(ctx context.Context, items ...E) ([]edgex.Result, error)
+	Get(ctx context.Context, name string) (E, error)
 	Update(ctx context.Context, patches ...U) ([]edgex.Result, error)
 	Delete(ctx context.Context, name string) error
 	List(ctx context.Context) ([]E, error)

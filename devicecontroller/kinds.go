@@ -45,6 +45,8 @@ type kind[O client.Object, E any] struct {
 	// what EdgeX then holds (as far as the bridge can tell before the update
 	// event arrives), or changed=false when nothing differed.
 	apply func(ctx context.Context, want, have E) (now E, changed bool, err error)
+	// get reads the object from EdgeX by name.
+	get func(ctx context.Context, name string) (E, error)
 	// remove deletes the object from EdgeX by name.
 	remove func(ctx context.Context, name string) error
 	// list is a complete, paged list of the kind in EdgeX.
@@ -110,6 +112,7 @@ func deviceKind(edge EdgeX) *kind[*v1alpha1.Device, dtos.Device] {
 			}
 			return mergeDevice(want, have), true, nil
 		},
+		get:     edge.Devices.Get,
 		remove:  edge.Devices.Delete,
 		list:    edge.Devices.List,
 		managed: func(d *v1alpha1.Device) bool { return d.Spec.Managed },
@@ -199,6 +202,7 @@ func serviceKind(edge EdgeX) *kind[*v1alpha1.DeviceService, dtos.DeviceService] 
 			want.Id, want.Created, want.Modified = have.Id, have.Created, have.Modified
 			return want, true, nil
 		},
+		get:     edge.Services.Get,
 		remove:  edge.Services.Delete,
 		list:    edge.Services.List,
 		managed: func(s *v1alpha1.DeviceService) bool { return s.Spec.Managed },
@@ -264,6 +268,7 @@ func profileKind(edge EdgeX) *kind[*v1alpha1.DeviceProfile, dtos.DeviceProfile] 
 			want.Id, want.Created, want.Modified = have.Id, have.Created, have.Modified
 			return want, true, nil
 		},
+		get:     edge.Profiles.Get,
 		remove:  edge.Profiles.Delete,
 		list:    edge.Profiles.List,
 		managed: func(p *v1alpha1.DeviceProfile) bool { return p.Spec.IsManaged() },

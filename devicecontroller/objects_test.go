@@ -64,8 +64,6 @@ func managedSet(p *pool, prefix string) (*v1alpha1.DeviceService, *v1alpha1.Devi
 	return svc, prof, dev
 }
 
-var _ = dtos.Device{}
-
 func updateServiceAddress(name, addr string) dtos.UpdateDeviceService {
 	return dtos.UpdateDeviceService{Name: &name, BaseAddress: &addr}
 }

@@ -131,27 +131,36 @@ func (r *reconciler[O, E]) converge(ctx context.Context, obj O, name string, edg
 	if !exists {
 		id, err := r.kind.add(ctx, want)
 		r.health.observe(ctx, err)
-		if err != nil {
+		switch {
+		case err == nil:
+			edge = r.kind.setID(want, id)
+			r.view.Put(edge, time.Now())
+			r.normal(obj, "Created", "Create", fmt.Sprintf("created %s %q in EdgeX", r.kind.Name, name))
+			return r.synced(ctx, obj, edge)
+		case !edgex.IsConflict(err):
 			return r.edgeFailure(obj, "Create", err)
 		}
-		edge = r.withID(want, id)
-		r.view.Put(edge, time.Now())
-		r.normal(obj, "Created", "Create", fmt.Sprintf("created %s %q in EdgeX", r.kind.Name, name))
-	} else {
-		if r.kind.yieldToEdge != nil {
-			r.kind.yieldToEdge(obj, &want, edge)
-		}
-		now, changed, err := r.kind.apply(ctx, want, edge)
-		if changed {
+		// EdgeX has it although the view did not know (a missed event):
+		// learn what it holds, then update it like any other.
+		if edge, err = r.kind.get(ctx, name); err != nil {
 			r.health.observe(ctx, err)
+			return r.edgeFailure(obj, "Create", err)
 		}
-		if err != nil {
-			return r.edgeFailure(obj, "Update", err)
-		}
-		if changed {
-			r.view.Put(now, time.Now())
-			edge = now
-		}
+		r.view.Put(edge, time.Now())
+	}
+	if r.kind.yieldToEdge != nil {
+		r.kind.yieldToEdge(obj, &want, edge)
+	}
+	now, changed, err := r.kind.apply(ctx, want, edge)
+	if changed {
+		r.health.observe(ctx, err)
+	}
+	if err != nil {
+		return r.edgeFailure(obj, "Update", err)
+	}
+	if changed {
+		r.view.Put(now, time.Now())
+		edge = now
 	}
 	return r.synced(ctx, obj, edge)
 }
@@ -203,8 +212,10 @@ func (r *reconciler[O, E]) reconcileDelete(ctx context.Context, obj O) (reconcil
 			r.normal(obj, "Deleted", "Delete", fmt.Sprintf("deleted %s %q from EdgeX", r.kind.Name, name))
 		case edgex.IsConflict(err) && r.kind.InUseReason != "":
 			msg := fmt.Sprintf("EdgeX refuses to delete %s %q while devices use it; retrying: %v", r.kind.Name, name, err)
+			if c := v1alpha1.FindCondition(*r.kind.status(obj).Conditions, v1alpha1.ConditionSynced); c == nil || c.Reason != r.kind.InUseReason {
+				r.warn(obj, r.kind.InUseReason, "Delete", msg)
+			}
 			r.setSynced(obj, false, r.kind.InUseReason, msg)
-			r.warn(obj, r.kind.InUseReason, "Delete", msg)
 			return reconcile.Result{}, fmt.Errorf("delete %s %q: %w", r.kind.Name, name, err)
 		default:
 			return r.edgeFailure(obj, "Delete", err)
@@ -220,8 +231,12 @@ func (r *reconciler[O, E]) reconcileDelete(ctx context.Context, obj O) (reconcil
 // Event, and returns the error so that the object is retried with backoff.
 func (r *reconciler[O, E]) edgeFailure(obj O, action string, err error) (reconcile.Result, error) {
 	reason := reasonFor(err)
+	// One Event per new reason: retries with backoff would otherwise repeat
+	// the same Event for as long as EdgeX keeps failing.
+	if c := v1alpha1.FindCondition(*r.kind.status(obj).Conditions, v1alpha1.ConditionSynced); c == nil || c.Reason != reason {
+		r.warn(obj, reason, action, err.Error())
+	}
 	r.setSynced(obj, false, reason, err.Error())
-	r.warn(obj, reason, action, err.Error())
 	r.metrics.edgexFailures.WithLabelValues(r.metrics.pool, r.kind.Name, reason).Inc()
 	return reconcile.Result{}, err
 }
@@ -418,9 +433,6 @@ func patchStatusOf(ctx context.Context, c client.Client, obj client.Object, befo
 	return nil
 }
 
-func (r *reconciler[O, E]) withID(obj E, id string) E {
-	return r.kind.setID(obj, id)
-}
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s

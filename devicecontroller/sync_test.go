@@ -299,3 +299,26 @@ func TestPoolsWithTheSameEdgeXNamesDoNotCrossTalk(t *testing.T) {
 		t.Fatalf("%d devices in the namespace, want one set per pool", len(list.Items))
 	}
 }
+
+// A managed object whose EdgeX counterpart exists though the bridge missed
+// its creation (EdgeX answers 409 to the add) is adopted and updated, not
+// reported as a conflict forever.
+func TestManagedObjectAdoptsAnEdgeXObjectItDidNotKnow(t *testing.T) {
+	p := startPool(t, poolConfig{seedDemo: true})
+	p.sim.Faults().DropBus()
+	unheard := simulator.DemoDevices()[0]
+	unheard.Name, unheard.Id, unheard.Description = "unheard", "", "created at the edge"
+	if _, err := p.sim.AddDevice(unheard); err != nil {
+		t.Fatal(err)
+	}
+	p.sim.Faults().RestoreBus()
+	dev := managedDevice(p, "unheard", simulator.DemoServiceName, simulator.ProfileGPIO)
+	p.create(dev)
+	waitFor(p, &v1alpha1.Device{}, dev.Name, func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
+	testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
+		if d, _ := p.sim.Device("unheard"); d.Description != dev.Spec.Description {
+			return fmt.Errorf("EdgeX description %q", d.Description)
+		}
+		return nil
+	})
+}

@@ -3,7 +3,6 @@ package devicecontroller
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -369,5 +368,3 @@ func typedJSON(r dtos.BaseReading) json.RawMessage {
 	raw, _ := json.Marshal(r.Value)
 	return raw
 }
-
-var _ = fmt.Sprintf

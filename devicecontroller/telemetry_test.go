@@ -276,5 +276,3 @@ func keys[V any](m map[string]V) []string {
 	}
 	return out
 }
-
-var _ = time.Second
