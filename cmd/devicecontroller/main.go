@@ -65,8 +65,8 @@ func parseFlags() (*flags, *zap.Options) {
 	f := &flags{}
 	fs := flag.CommandLine
 	fs.StringVar(&f.nodePool, "nodepool", "", "node pool this bridge serves; empty means the "+v1alpha1.NodePoolLabel+" label of --node-name")
-	fs.StringVar(&f.nodeName, "node-name", os.Getenv("NODE_NAME"), "node the bridge runs on, to discover its pool (default $NODE_NAME)")
-	fs.StringVar(&f.namespaces, "namespaces", envOr("POD_NAMESPACE", "default"), "comma-separated namespaces to watch; imported objects go to the first (default $POD_NAMESPACE or default)")
+	fs.StringVar(&f.nodeName, "node-name", os.Getenv("NODE_NAME"), "node the bridge runs on, to discover its pool; defaults to $NODE_NAME")
+	fs.StringVar(&f.namespaces, "namespaces", envOr("POD_NAMESPACE", "default"), "comma-separated namespaces to watch; imported objects go to the first; defaults to $POD_NAMESPACE when set")
 	fs.Float64Var(&f.kubeQPS, "kube-api-qps", 200, "client-side limit on API server requests per second")
 	fs.IntVar(&f.kubeBurst, "kube-api-burst", 400, "client-side burst of API server requests")
 
