@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 name=$1
 out=bin/$name
-version=$(awk '/k8s.io\/kubernetes v/ {print $2; exit}' hack/tools/kube/go.mod)
+version=$(awk '$1=="require" && $2=="k8s.io/kubernetes" {print $3; exit} $1=="k8s.io/kubernetes" {print $2; exit}' hack/tools/kube/go.mod)
 stamp=bin/.$name.version
 if [ -x "$out" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$version" ]; then
 	exit 0

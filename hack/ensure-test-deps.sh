@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the tests, the demo and the benchmark start as real processes
 # and cannot build from Go modules: etcd and mosquitto, from Debian's
-# packages. A no-op when they are already there.
+# packages, and mosquitto_sub (mosquitto-clients), which the demo's tour and
+# its test use to watch telemetry. A no-op when they are already there.
 set -euo pipefail
 
 missing=()
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+command -v mosquitto_sub >/dev/null 2>&1 || missing+=(mosquitto-clients)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=""

@@ -9,6 +9,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -55,7 +58,7 @@ type flags struct {
 	resyncPeriod, statusInterval          time.Duration
 	guardFraction                         float64
 	guardMinimum, workers, maxSeries      int
-	metricsAddr, probeAddr                string
+	metricsAddr, probeAddr, pprofAddr     string
 	leaderElect                           bool
 	leaderElectionNamespace               string
 	leaseDuration, renewDeadline, retryPd time.Duration
@@ -107,6 +110,7 @@ func parseFlags() (*flags, *zap.Options) {
 
 	fs.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
 	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	fs.StringVar(&f.pprofAddr, "pprof-bind-address", "", "address of Go's /debug/pprof endpoints, for profiling; empty or 0 disables them")
 	fs.BoolVar(&f.leaderElect, "leader-elect", true, "elect one active replica per pool (lease edgebridge-<pool>)")
 	fs.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the lease (default: the first watched namespace)")
 	fs.DurationVar(&f.leaseDuration, "leader-lease-duration", 15*time.Second, "how long a standby waits before taking over")
@@ -174,6 +178,9 @@ func run(ctx context.Context, f *flags) error {
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
+	if err := servePprof(ctx, f.pprofAddr); err != nil {
+		return err
+	}
 
 	edge, closeEdge, err := connectEdgeX(ctx, f, pool)
 	if err != nil {
@@ -201,6 +208,30 @@ func run(ctx context.Context, f *flags) error {
 	ctrl.Log.Info("starting", "pool", pool, "namespaces", namespaces, "coreMetadata", f.metadataURL,
 		"coreCommand", f.commandURL, "broker", f.broker, "commandTransport", f.transport)
 	return mgr.Start(ctx)
+}
+
+// servePprof serves Go's profiler on a listener of its own, apart from the
+// metrics endpoint, so that it can stay closed in production and be opened
+// on loopback only where someone profiles the bridge (make bench).
+func servePprof(ctx context.Context, addr string) error {
+	if addr == "" || addr == "0" {
+		return nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen for pprof on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	context.AfterFunc(ctx, func() { _ = srv.Close() })
+	ctrl.Log.WithName("setup").Info("serving pprof", "address", l.Addr().String())
+	return nil
 }
 
 // connectEdgeX builds the EdgeX clients. The message bus connects in the
