@@ -26,6 +26,9 @@ type edgeView[E any] struct {
 	// listStarted is when the last complete list began; anything heard of
 	// after it is newer than the list.
 	listStarted time.Time
+	// listErr is why the last list failed, until one succeeds: before the
+	// first complete list it is the only answer to "why is nothing synced?".
+	listErr error
 }
 
 type viewEntry[E any] struct {
@@ -168,5 +171,24 @@ func (v *edgeView[E]) ApplyList(items []E, started time.Time) (changed, gone []s
 	}
 	v.complete = true
 	v.listStarted = started
+	v.listErr = nil
 	return changed, gone
+}
+
+// ListFailed records why a list failed. It reports whether the view is
+// still waiting for its first complete list and the failure is new in
+// kind, which is when objects should be told why they are not synced yet.
+func (v *edgeView[E]) ListFailed(err error) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	news := v.listErr == nil || reasonFor(v.listErr) != reasonFor(err)
+	v.listErr = err
+	return !v.complete && news
+}
+
+// ListError is why the last list failed, or nil once one succeeded.
+func (v *edgeView[E]) ListError() error {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.listErr
 }

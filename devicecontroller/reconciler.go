@@ -83,6 +83,8 @@ func (r *reconciler[O, E]) reconcileNormal(ctx context.Context, obj O) (reconcil
 		reason, msg := v1alpha1.ReasonCreating, "waiting for the first complete list of EdgeX"
 		if down, lastErr := r.health.Down(); down {
 			reason, msg = v1alpha1.ReasonEdgeXUnreachable, lastErr.Error()
+		} else if err := r.view.ListError(); err != nil {
+			reason, msg = reasonFor(err), "EdgeX refuses to list: "+err.Error()
 		}
 		r.setSynced(obj, false, reason, msg)
 		return reconcile.Result{}, nil
@@ -119,6 +121,9 @@ func (r *reconciler[O, E]) awaitingCreation(obj O) bool {
 // converge makes EdgeX hold what the object says.
 func (r *reconciler[O, E]) converge(ctx context.Context, obj O, name string, edge E, exists bool) (reconcile.Result, error) {
 	want, err := r.kind.toEdge(obj)
+	if err == nil {
+		err = edgex.CheckName(r.kind.Name, name)
+	}
 	if err != nil {
 		r.setSynced(obj, false, v1alpha1.ReasonValidationFailed, err.Error())
 		r.warn(obj, v1alpha1.ReasonValidationFailed, "Convert", err.Error())
@@ -198,8 +203,10 @@ func (r *reconciler[O, E]) reconcileDelete(ctx context.Context, obj O) (reconcil
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	// Only the object that represents the EdgeX object may delete it.
-	if !found || owner.GetUID() == obj.GetUID() {
+	// Only the object that represents the EdgeX object may delete it, and
+	// only if EdgeX may hold it: an object the bridge never created (EdgeX
+	// refused it, or its name cannot be addressed) has nothing to delete.
+	if (!found || owner.GetUID() == obj.GetUID()) && !r.neverCreated(obj, name) {
 		if down, lastErr := r.health.Down(); down {
 			r.setSynced(obj, false, v1alpha1.ReasonEdgeXUnreachable, lastErr.Error())
 			return reconcile.Result{RequeueAfter: retryEdgeXDown}, nil
@@ -225,6 +232,20 @@ func (r *reconciler[O, E]) reconcileDelete(ctx context.Context, obj O) (reconcil
 		r.onDelete(obj)
 	}
 	return reconcile.Result{}, r.removeFinalizers(ctx, obj)
+}
+
+// neverCreated reports whether EdgeX cannot hold the object: its name
+// cannot be addressed (so the bridge refused to create it), or it has no
+// EdgeX id and a complete list, kept current since, lacks it.
+func (r *reconciler[O, E]) neverCreated(obj O, name string) bool {
+	if edgex.CheckName(r.kind.Name, name) != nil {
+		return true
+	}
+	if *r.kind.status(obj).EdgeID != "" || !r.view.Complete() {
+		return false
+	}
+	_, exists := r.view.Get(name)
+	return !exists
 }
 
 // edgeFailure records a failed EdgeX call in the Synced condition and an

@@ -24,6 +24,9 @@ type resyncer struct {
 
 type resyncable interface {
 	resync(ctx context.Context) error
+	// listFailed tells the kind that a list (its own or an earlier kind's)
+	// failed, so that its objects can say why they wait.
+	listFailed(ctx context.Context, err error)
 }
 
 func newResyncer(s *shared) *resyncer {
@@ -66,8 +69,13 @@ func (r *resyncer) Start(ctx context.Context) error {
 }
 
 func (r *resyncer) resyncAll(ctx context.Context) error {
-	for _, k := range r.kinds {
+	for i, k := range r.kinds {
 		if err := k.resync(ctx); err != nil {
+			// The kinds after it are not listed this round: the same
+			// EdgeX would most likely refuse them for the same reason.
+			for _, later := range r.kinds[i+1:] {
+				later.listFailed(ctx, err)
+			}
 			return err
 		}
 	}
@@ -89,6 +97,7 @@ func (s *edgeSync[O, E]) resync(ctx context.Context) error {
 	s.metrics.resyncSeconds.WithLabelValues(s.metrics.pool, s.kind.Name).Observe(time.Since(started).Seconds())
 	if err != nil {
 		s.metrics.resyncs.WithLabelValues(s.metrics.pool, s.kind.Name, "error").Inc()
+		s.listFailed(ctx, err)
 		return fmt.Errorf("list %ss in EdgeX: %w", s.kind.Name, err)
 	}
 	changed, _ := s.view.ApplyList(items, started)
@@ -150,5 +159,29 @@ func (s *edgeSync[O, E]) weighDeletions(gone []string, imported int) {
 	}
 	for _, name := range gone {
 		s.queue.Add(name)
+	}
+}
+
+func (s *edgeSync[O, E]) listFailed(ctx context.Context, err error) {
+	if s.view.ListFailed(err) {
+		// Objects waiting for the first list say why it does not come
+		// (Unauthorized, EdgeXUnreachable, ...), not just "waiting".
+		s.requeueAll(ctx)
+	}
+}
+
+// requeueAll asks the kind's controller to reconcile every object of the
+// kind the bridge watches.
+func (s *edgeSync[O, E]) requeueAll(ctx context.Context) {
+	list := s.kind.newList()
+	if err := s.client.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
+		return // the next failed list tries again
+	}
+	for _, obj := range s.kind.items(list) {
+		if s.watches(obj.GetNamespace()) {
+			if s.requeue(ctx, obj) != nil {
+				return
+			}
+		}
 	}
 }

@@ -170,6 +170,14 @@ func stamp(err error, op string, status int) error {
 
 // nameParam refuses names that cannot be a path segment: empty ones, and
 // "." or ".." which servers and proxies resolve instead of passing on.
+// CheckName reports whether name can address an object of the kind what
+// in EdgeX's REST paths. EdgeX accepts some names in request bodies (such as
+// "..") that no path can reach afterwards, so callers refuse them before
+// creating anything they could not update or delete.
+func CheckName(what, name string) error {
+	return nameParam("check name", what, name)
+}
+
 func nameParam(op, what, name string) error {
 	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, 0) {
 		return &Error{Kind: KindInvalid, Op: op, Message: fmt.Sprintf("%s %q cannot be used in a URL path", what, name)}
