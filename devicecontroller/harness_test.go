@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/edgebridge/edgebridge/api/v1alpha1"
@@ -48,6 +49,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	removeBuiltBinaries()
 	mqtt.Stop()
 	_ = os.RemoveAll(dir)
 	if err := kube.Stop(); err != nil {
@@ -72,6 +74,11 @@ type pool struct {
 	metricsAddr string
 	bridge      *devicecontroller.Bridge
 	stop        func()
+
+	// cfg is kept for the bridges the test starts later; brokerURL is the
+	// broker the pool's simulator and bridge use.
+	cfg       poolConfig
+	brokerURL string
 }
 
 type poolConfig struct {
@@ -89,18 +96,30 @@ type poolConfig struct {
 	noBridge bool
 	// metricsAddr serves the manager's metrics endpoint; default off.
 	metricsAddr string
+	// broker is the pool's own broker, for tests that restart it or that
+	// need credentials or TLS; default the package's shared one.
+	broker *broker.Broker
+	// restOptions adjusts the bridge's EdgeX REST client options.
+	restOptions func(*edgex.Options)
+	// busOptions adjusts the bridge's message bus options.
+	busOptions func(*messagebus.Options)
+	// managerOptions adjusts the manager's options (leader election).
+	managerOptions func(*ctrl.Options)
 }
 
 func startPool(t *testing.T, cfg poolConfig) *pool {
 	t.Helper()
-	p := &pool{t: t, c: kube.Client}
+	p := &pool{t: t, c: kube.Client, cfg: cfg, brokerURL: mqtt.URL()}
+	if cfg.broker != nil {
+		p.brokerURL = cfg.broker.URL()
+	}
 	p.name = fmt.Sprintf("pool%d", poolSeq.Add(1))
 	p.prefix = "edgex-" + p.name
 	p.ns = cfg.namespace
 	if p.ns == "" {
 		p.ns = kube.Namespace(t)
 	}
-	simOpts := simulator.Options{BrokerURL: mqtt.URL(), TopicPrefix: p.prefix}
+	simOpts := simulator.Options{BrokerURL: p.brokerURL, TopicPrefix: p.prefix}
 	if cfg.simOptions != nil {
 		cfg.simOptions(&simOpts)
 	}
@@ -139,9 +158,33 @@ func startPool(t *testing.T, cfg poolConfig) *pool {
 func (p *pool) startBridge() {
 	t := p.t
 	t.Helper()
+	r := p.launchBridge()
+	p.bridge, p.stop = r.bridge, r.stop
+	testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
+		return p.bridge.Ready()
+	})
+}
+
+// replica is one running bridge of the pool: its manager and the means to
+// stop it.
+type replica struct {
+	bridge *devicecontroller.Bridge
+	mgr    manager.Manager
+	// stop cancels the manager and waits until it returned.
+	stop func()
+}
+
+// launchBridge starts a bridge for the pool without waiting for it to be
+// ready; it is stopped at the test's end.
+func (p *pool) launchBridge() *replica {
+	t := p.t
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	restOpts := edgex.Options{MetadataURL: p.sim.MetadataURL(), CommandURL: p.sim.CommandURL(), Timeout: 3 * time.Second, Retries: -1,
 		Observer: devicecontroller.ObserveEdgeXRequest(p.name)}
+	if p.cfg.restOptions != nil {
+		p.cfg.restOptions(&restOpts)
+	}
 	meta, err := edgex.NewMetadata(restOpts)
 	if err != nil {
 		t.Fatal(err)
@@ -150,7 +193,11 @@ func (p *pool) startBridge() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bus, err := messagebus.New(messagebus.Options{BrokerURL: mqtt.URL(), TopicPrefix: p.prefix, MaxReconnectInterval: time.Second})
+	busOpts := messagebus.Options{BrokerURL: p.brokerURL, TopicPrefix: p.prefix, MaxReconnectInterval: time.Second}
+	if p.cfg.busOptions != nil {
+		p.cfg.busOptions(&busOpts)
+	}
+	bus, err := messagebus.New(busOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,24 +211,28 @@ func (p *pool) startBridge() {
 	if p.opts.CommandTransport == "mqtt" {
 		edge.Commands = messagebus.Commander{Client: bus, RESTURL: cmd.URL}
 	}
-	mgr, err := ctrl.NewManager(kube.Config, ctrl.Options{
+	mgrOpts := ctrl.Options{
 		Scheme:                 devicecontroller.Scheme(),
 		Cache:                  devicecontroller.CacheOptions(p.name, p.opts.Namespaces),
 		Metrics:                metricsserver.Options{BindAddress: orDefault(p.metricsAddr, "0")},
 		HealthProbeBindAddress: "0",
 		Controller:             config.Controller{SkipNameValidation: ptr(true)},
-	})
+	}
+	if p.cfg.managerOptions != nil {
+		p.cfg.managerOptions(&mgrOpts)
+	}
+	mgr, err := ctrl.NewManager(kube.Config, mgrOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.bridge, err = devicecontroller.New(mgr, edge, p.opts)
+	bridge, err := devicecontroller.New(mgr, edge, p.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	stopped := false
-	p.stop = func() {
+	stop := func() {
 		if stopped {
 			return
 		}
@@ -192,10 +243,8 @@ func (p *pool) startBridge() {
 		}
 		bus.Close()
 	}
-	t.Cleanup(p.stop)
-	testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
-		return p.bridge.Ready()
-	})
+	t.Cleanup(stop)
+	return &replica{bridge: bridge, mgr: mgr, stop: stop}
 }
 
 // profileStore joins the profile kind and the full replacement, as

@@ -76,6 +76,7 @@ func (b *bus) connect(ctx context.Context) error {
 		SetClientID("edgex-simulator-" + uuid.NewString()[:8]).
 		SetUsername(b.s.opts.BrokerUsername).
 		SetPassword(b.s.opts.BrokerPassword).
+		SetTLSConfig(b.s.opts.BrokerTLS).
 		SetCleanSession(true).
 		SetAutoReconnect(true).
 		SetMaxReconnectInterval(time.Second).

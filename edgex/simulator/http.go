@@ -54,7 +54,7 @@ func (s *Simulator) serve(service string, mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		route := routeOf(mux, r)
 		s.countRequest(service + " " + route)
-		if !wait(r.Context(), s.faults.latency()) {
+		if !s.delay(r.Context()) {
 			return
 		}
 		corr := r.Header.Get(common.CorrelationHeader)
@@ -68,6 +68,17 @@ func (s *Simulator) serve(service string, mux *http.ServeMux) http.Handler {
 		rec.header.Set(common.CorrelationHeader, corr)
 		s.flush(w, rec)
 	})
+}
+
+// delay waits out the injected latency. It ends early when the simulator
+// closes: the server cannot tell that the client of a request with an
+// unread body gave up, so without this a closed simulator would keep such
+// handlers for the whole latency.
+func (s *Simulator) delay(ctx context.Context) bool {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(s.lifetime, cancel)()
+	return wait(ctx, s.faults.latency())
 }
 
 // routeOf is the route pattern a request matches, like

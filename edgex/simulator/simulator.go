@@ -26,6 +26,9 @@ type Options struct {
 	// message bus.
 	BrokerURL                      string
 	BrokerUsername, BrokerPassword string
+	// BrokerTLS overrides the TLS settings for an ssl:// broker: a custom
+	// CA, a client certificate. Nil means Go's defaults (system roots).
+	BrokerTLS *tls.Config
 	// TopicPrefix is the base topic; default "edgex".
 	TopicPrefix string
 	// Token, when set, is required on every REST call except ping as
