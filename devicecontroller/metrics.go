@@ -137,6 +137,30 @@ func newMetrics(pool string) *metrics {
 	return &m
 }
 
+// telemetryCounters are one pool's telemetry counters, resolved once:
+// looking a series up by its labels costs more than counting, and these
+// count every event. The northbound ones exist only when northbound
+// publishing is on, as before the first publish.
+type telemetryCounters struct {
+	events, readings, unknownDevices, statusWrites, seriesDropped prometheus.Counter
+	northboundSent, northboundErrors                              prometheus.Counter
+}
+
+func (m *metrics) telemetryCounters(northbound bool) telemetryCounters {
+	c := telemetryCounters{
+		events:         m.eventsReceived.WithLabelValues(m.pool),
+		readings:       m.readings.WithLabelValues(m.pool),
+		unknownDevices: m.unknownDevices.WithLabelValues(m.pool),
+		statusWrites:   m.statusWrites.WithLabelValues(m.pool),
+		seriesDropped:  m.seriesDropped.WithLabelValues(m.pool),
+	}
+	if northbound {
+		c.northboundSent = m.northboundSent.WithLabelValues(m.pool)
+		c.northboundErrors = m.northboundError.WithLabelValues(m.pool)
+	}
+	return c
+}
+
 func (m *metrics) observeReconcile(kind string, start time.Time, err *error) {
 	result := "ok"
 	if *err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/edgexfoundry/go-mod-core-contracts/v3/dtos"
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -22,16 +23,39 @@ import (
 // is written at most once per StatusInterval, and not at all when no value
 // changed. Binary readings (camera frames) never reach status; only their
 // media type and size do.
+//
+// onEvent runs once per event on the bus's delivery goroutine, so what it
+// does per event is kept to map lookups under one mutex: the owning Device
+// is remembered rather than listed from the cache each time, metric
+// handles are resolved once, and a device already waiting for its status
+// write is not queued again.
 type telemetry struct {
 	*shared
 	commands *commander
 	lookup   func(ctx context.Context, edgexName string) (*v1alpha1.Device, bool)
 	queue    workqueue.TypedDelayingInterface[types.NamespacedName]
+	counters telemetryCounters
 
-	mu        sync.Mutex
+	mu sync.Mutex
+	// owners remembers which Device an EdgeX name belongs to (see owner);
+	// names is the reverse, the name each Device was found for.
+	owners    map[string]ownerEntry
+	names     map[types.NamespacedName]string
 	pending   map[types.NamespacedName]map[string]reading
 	lastWrite map[types.NamespacedName]time.Time
-	series    map[[3]string]struct{}
+	// scheduled are the devices whose status write is queued and not yet
+	// started.
+	scheduled map[types.NamespacedName]bool
+	// gauges are the exported reading series by device and resource;
+	// series counts them against MaxReadingSeries.
+	gauges map[types.NamespacedName]map[string]prometheus.Gauge
+	series int
+}
+
+// ownerEntry is a remembered lookup of an EdgeX name's Device.
+type ownerEntry struct {
+	key   types.NamespacedName
+	until time.Time
 }
 
 // reading is the latest a device reported for one resource.
@@ -45,30 +69,76 @@ func newTelemetry(s *shared, commands *commander, lookup func(context.Context, s
 	return &telemetry{
 		shared: s, commands: commands, lookup: lookup,
 		queue:     workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[types.NamespacedName]{Name: "telemetry"}),
+		counters:  s.metrics.telemetryCounters(s.opts.Northbound != nil),
+		owners:    map[string]ownerEntry{},
+		names:     map[types.NamespacedName]string{},
 		pending:   map[types.NamespacedName]map[string]reading{},
 		lastWrite: map[types.NamespacedName]time.Time{},
-		series:    map[[3]string]struct{}{},
+		scheduled: map[types.NamespacedName]bool{},
+		gauges:    map[types.NamespacedName]map[string]prometheus.Gauge{},
 	}
 }
 
 // onEvent takes one device event from the bus. It runs on the bus's
 // delivery path, so it only records and schedules.
 func (t *telemetry) onEvent(_ string, ev dtos.Event) {
-	t.metrics.eventsReceived.WithLabelValues(t.metrics.pool).Inc()
-	t.metrics.readings.WithLabelValues(t.metrics.pool).Add(float64(len(ev.Readings)))
-	dev, ok := t.lookup(context.Background(), ev.DeviceName)
+	t.counters.events.Inc()
+	t.counters.readings.Add(float64(len(ev.Readings)))
+	now := time.Now()
+	key, ok := t.owner(ev.DeviceName, now)
 	if !ok {
-		t.metrics.unknownDevices.WithLabelValues(t.metrics.pool).Inc()
+		t.counters.unknownDevices.Inc()
 		return
 	}
-	key := types.NamespacedName{Namespace: dev.Namespace, Name: dev.Name}
-	t.exportGauges(key, ev)
 	t.publishNorthbound(key, ev)
 
 	t.mu.Lock()
+	t.exportGaugesLocked(key, ev)
+	t.mergeLocked(key, ev)
+	schedule := !t.scheduled[key]
+	t.scheduled[key] = true
+	delay := t.lastWrite[key].Add(t.opts.StatusInterval).Sub(now)
+	t.mu.Unlock()
+	if schedule {
+		t.queue.AddAfter(key, max(delay, 0))
+	}
+}
+
+// ownerReuse is how long telemetry trusts a lookup of an EdgeX name's
+// Device without asking the cache again.
+const ownerReuse = time.Minute
+
+// owner returns the Device an EdgeX name belongs to. Listing the cache for
+// every event would cost more than everything else the event needs, and
+// ownership changes only when Devices are created, deleted or renamed: a
+// deleted Device is forgotten at once (forget, or the failed Get of its
+// next write), every status write checks that the Device still claims
+// the name, and the rare change of hands between two claimants is seen
+// within ownerReuse.
+func (t *telemetry) owner(edgexName string, now time.Time) (types.NamespacedName, bool) {
+	t.mu.Lock()
+	o, ok := t.owners[edgexName]
+	t.mu.Unlock()
+	if ok && now.Before(o.until) {
+		return o.key, true
+	}
+	dev, found := t.lookup(context.Background(), edgexName)
+	if !found {
+		return types.NamespacedName{}, false
+	}
+	key := types.NamespacedName{Namespace: dev.Namespace, Name: dev.Name}
+	t.mu.Lock()
+	t.owners[edgexName] = ownerEntry{key: key, until: now.Add(ownerReuse)}
+	t.names[key] = edgexName
+	t.mu.Unlock()
+	return key, true
+}
+
+// mergeLocked keeps, per resource, the reading taken last.
+func (t *telemetry) mergeLocked(key types.NamespacedName, ev dtos.Event) {
 	latest := t.pending[key]
 	if latest == nil {
-		latest = map[string]reading{}
+		latest = make(map[string]reading, len(ev.Readings))
 		t.pending[key] = latest
 	}
 	for _, r := range ev.Readings {
@@ -78,9 +148,6 @@ func (t *telemetry) onEvent(_ string, ev dtos.Event) {
 		}
 		latest[r.ResourceName] = next
 	}
-	delay := time.Until(t.lastWrite[key].Add(t.opts.StatusInterval))
-	t.mu.Unlock()
-	t.queue.AddAfter(key, max(delay, 0))
 }
 
 func toReading(r dtos.BaseReading, eventOrigin int64) reading {
@@ -130,9 +197,11 @@ func (t *telemetry) flush(ctx context.Context, key types.NamespacedName) {
 	t.mu.Lock()
 	latest := t.pending[key]
 	delete(t.pending, key)
+	delete(t.scheduled, key)
 	// Set before writing, so that readings arriving meanwhile wait a full
 	// interval.
 	t.lastWrite[key] = time.Now()
+	edgexName := t.names[key]
 	t.mu.Unlock()
 	if len(latest) == 0 {
 		return
@@ -140,6 +209,12 @@ func (t *telemetry) flush(ctx context.Context, key types.NamespacedName) {
 	dev := &v1alpha1.Device{}
 	if err := t.client.Get(ctx, key, dev); err != nil {
 		t.forget(key)
+		return
+	}
+	if v1alpha1.EdgeXName(dev) != edgexName {
+		// The Device stopped claiming the EdgeX device whose readings these
+		// are; the next event finds the new owner.
+		t.disown(key, edgexName)
 		return
 	}
 	patch, newest := t.statusPatch(key, dev, latest)
@@ -159,7 +234,7 @@ func (t *telemetry) flush(ctx context.Context, key types.NamespacedName) {
 	}
 	// A value that differs from a desired one reaches the commander through
 	// the watch event of this write (see reportedDesiredChanged).
-	t.metrics.statusWrites.WithLabelValues(t.metrics.pool).Inc()
+	t.counters.statusWrites.Inc()
 }
 
 // statusPatch returns the status entries that changed and the newest
@@ -208,8 +283,21 @@ func (t *telemetry) requeueReadings(key types.NamespacedName, readings map[strin
 			latest[res] = r
 		}
 	}
+	t.scheduled[key] = true
 	t.mu.Unlock()
 	t.queue.AddAfter(key, t.opts.StatusInterval)
+}
+
+// disown forgets that the EdgeX name belongs to the Device.
+func (t *telemetry) disown(key types.NamespacedName, edgexName string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.owners[edgexName].key == key {
+		delete(t.owners, edgexName)
+	}
+	if t.names[key] == edgexName {
+		delete(t.names, key)
+	}
 }
 
 // forget drops what telemetry keeps for a device that is gone.
@@ -217,35 +305,54 @@ func (t *telemetry) forget(key types.NamespacedName) {
 	t.mu.Lock()
 	delete(t.pending, key)
 	delete(t.lastWrite, key)
-	for s := range t.series {
-		if s[0] == key.Namespace && s[1] == key.Name {
-			delete(t.series, s)
-		}
+	delete(t.scheduled, key)
+	if name, ok := t.names[key]; ok && t.owners[name].key == key {
+		delete(t.owners, name)
 	}
-	t.mu.Unlock()
+	delete(t.names, key)
+	// Under mu, so that no event makes one of the device's series again
+	// between forgetting and deleting it.
+	t.series -= len(t.gauges[key])
+	delete(t.gauges, key)
 	t.metrics.readingValue.DeletePartialMatch(map[string]string{"pool": t.metrics.pool, "namespace": key.Namespace, "device": key.Name})
+	t.mu.Unlock()
 }
 
-// exportGauges sets the numeric readings' gauges, within the series cap.
-func (t *telemetry) exportGauges(key types.NamespacedName, ev dtos.Event) {
+// exportGaugesLocked sets the numeric readings' gauges, within the series
+// cap.
+func (t *telemetry) exportGaugesLocked(key types.NamespacedName, ev dtos.Event) {
 	for _, r := range ev.Readings {
 		v, ok := numeric(r)
 		if !ok {
 			continue
 		}
-		series := [3]string{key.Namespace, key.Name, r.ResourceName}
-		t.mu.Lock()
-		_, exists := t.series[series]
-		if !exists && len(t.series) < t.opts.MaxReadingSeries {
-			t.series[series], exists = struct{}{}, true
-		}
-		t.mu.Unlock()
-		if !exists {
-			t.metrics.seriesDropped.WithLabelValues(t.metrics.pool).Inc()
+		g := t.gauge(key, r.ResourceName)
+		if g == nil {
+			t.counters.seriesDropped.Inc()
 			continue
 		}
-		t.metrics.readingValue.WithLabelValues(t.metrics.pool, key.Namespace, key.Name, r.ResourceName).Set(v)
+		g.Set(v)
 	}
+}
+
+// gauge returns a device resource's series, made on first use while the
+// cap allows; nil when it does not.
+func (t *telemetry) gauge(key types.NamespacedName, resource string) prometheus.Gauge {
+	byResource := t.gauges[key]
+	if g, ok := byResource[resource]; ok {
+		return g
+	}
+	if t.series >= t.opts.MaxReadingSeries {
+		return nil
+	}
+	if byResource == nil {
+		byResource = map[string]prometheus.Gauge{}
+		t.gauges[key] = byResource
+	}
+	g := t.metrics.readingValue.WithLabelValues(t.metrics.pool, key.Namespace, key.Name, resource)
+	byResource[resource] = g
+	t.series++
+	return g
 }
 
 // numeric returns a reading's value as a number, for Bool, integer and
@@ -328,10 +435,10 @@ func (t *telemetry) publishNorthbound(key types.NamespacedName, ev dtos.Event) {
 		cancel()
 	}
 	if err != nil {
-		t.metrics.northboundError.WithLabelValues(t.metrics.pool).Inc()
+		t.counters.northboundErrors.Inc()
 		return
 	}
-	t.metrics.northboundSent.WithLabelValues(t.metrics.pool).Inc()
+	t.counters.northboundSent.Inc()
 }
 
 // typedJSON renders a reading's text value as the JSON value it stands for.

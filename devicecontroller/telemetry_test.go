@@ -276,3 +276,131 @@ func keys[V any](m map[string]V) []string {
 	}
 	return out
 }
+
+// A device's reading series go with it: once its Device is deleted its
+// gauges vanish and make room, under the series cap, for other devices'
+// readings; created again, it reports into its new Device at once.
+func TestReadingSeriesFollowTheirDevices(t *testing.T) {
+	p := startPool(t, poolConfig{seedDemo: true, options: func(o *devicecontroller.Options) {
+		o.MaxReadingSeries = 2
+	}})
+	gpio := simulator.DemoDevices()[0]
+	gpioName := convert.KubeName(p.name, gpio.Name)
+	waitFor(p, &v1alpha1.Device{}, gpioName, func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
+	sensor := commandDevice(p, "greenhouse", simulator.ProfileSensor)
+	sensorEdgeX := v1alpha1.EdgeXName(sensor)
+	ctx := context.Background()
+	publish := func(device string, values map[string]string) {
+		t.Helper()
+		if err := p.sim.PublishReadings(ctx, device, values); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seriesAre := func(device string, want int) {
+		t.Helper()
+		testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
+			if got := readingSeries(t, p.name, device); got != want {
+				return fmt.Errorf("%s has %d reading series, want %d", device, got, want)
+			}
+			return nil
+		})
+	}
+
+	publish(sensorEdgeX, map[string]string{"temperature": "21.5", "humidity": "40"})
+	seriesAre(sensor.Name, 2)
+	dropped := metric(t, "edgebridge_reading_series_dropped_total", p.name)
+	publish(gpio.Name, map[string]string{"pin_27": "true"})
+	testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
+		if got := metric(t, "edgebridge_reading_series_dropped_total", p.name) - dropped; got != 1 {
+			return fmt.Errorf("%v readings dropped for the cap, want 1", got)
+		}
+		return nil
+	})
+	if got := readingSeries(t, p.name, gpioName); got != 0 {
+		t.Fatalf("%s got %d series beyond the cap", gpioName, got)
+	}
+
+	p.delete(sensor)
+	waitGone(p, &v1alpha1.Device{}, sensor.Name)
+	seriesAre(sensor.Name, 0)
+	publish(gpio.Name, map[string]string{"pin_27": "false"})
+	seriesAre(gpioName, 1)
+
+	commandDevice(p, sensor.Name, simulator.ProfileSensor)
+	publish(sensorEdgeX, map[string]string{"temperature": "22.5"})
+	waitFor(p, &v1alpha1.Device{}, sensor.Name, func(d *v1alpha1.Device) error {
+		if got := d.Status.DeviceProperties["temperature"]; !convert.EqualValues("Float32", got.ActualValue, "22.5") {
+			return fmt.Errorf("temperature status %+v", got)
+		}
+		return nil
+	})
+	seriesAre(sensor.Name, 1)
+}
+
+// readingSeries counts a device's reading gauges in one pool.
+func readingSeries(t *testing.T, pool, device string) int {
+	t.Helper()
+	families, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range families {
+		if f.GetName() != "edgebridge_reading_value" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if labelValue(m, "pool") == pool && labelValue(m, "device") == device {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// A Device that stops claiming an EdgeX device (its EdgeX name changed)
+// stops receiving that device's readings, though telemetry remembered it
+// as their owner.
+func TestReadingsFollowTheEdgeXName(t *testing.T) {
+	p := startPool(t, poolConfig{seedDemo: true, options: func(o *devicecontroller.Options) {
+		o.StatusInterval = time.Second
+	}})
+	dev := commandDevice(p, "thermo", simulator.ProfileSensor)
+	ctx := context.Background()
+	if err := p.sim.PublishReadings(ctx, "thermo", map[string]string{"temperature": "21.5"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(p, &v1alpha1.Device{}, dev.Name, func(d *v1alpha1.Device) error {
+		if got := d.Status.DeviceProperties["temperature"]; !convert.EqualValues("Float32", got.ActualValue, "21.5") {
+			return fmt.Errorf("temperature status %+v", got)
+		}
+		return nil
+	})
+
+	update(p, &v1alpha1.Device{}, dev.Name, func(d *v1alpha1.Device) {
+		d.Annotations[v1alpha1.EdgeXNameAnnotation] = "thermo-2"
+	})
+	waitFor(p, &v1alpha1.Device{}, dev.Name, func(d *v1alpha1.Device) error {
+		if _, ok := p.sim.Device("thermo-2"); !ok {
+			return fmt.Errorf("EdgeX has no thermo-2 yet")
+		}
+		return synced(d.Status.Synced, d.Status.Conditions)
+	})
+	unknown := metric(t, "edgebridge_events_unknown_device_total", p.name)
+	testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
+		if err := p.sim.PublishReadings(ctx, "thermo", map[string]string{"temperature": "30.5"}); err != nil {
+			return err
+		}
+		if metric(t, "edgebridge_events_unknown_device_total", p.name) == unknown {
+			return fmt.Errorf("events of thermo still reach a Device")
+		}
+		return nil
+	})
+	d := &v1alpha1.Device{}
+	if err := p.get(d, dev.Name); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Status.DeviceProperties["temperature"].ActualValue; !convert.EqualValues("Float32", got, "21.5") {
+		t.Fatalf("%s took a reading of the EdgeX device it no longer claims: temperature %s", dev.Name, got)
+	}
+}

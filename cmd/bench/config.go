@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,10 +45,16 @@ type config struct {
 	// changingShare is the share of devices whose values change at every
 	// event; the others report the same values each time.
 	changingShare float64
+	// readingsPerEvent is how many of its profile's resources a device
+	// reports in each event.
+	readingsPerEvent int
 
 	probeWindow      time.Duration
 	throughputWindow time.Duration
 	startRate        float64
+
+	// rows are the table rows to measure; empty measures them all.
+	rows rowSet
 
 	timeout time.Duration
 }
@@ -78,7 +85,16 @@ func parseConfig(args []string) (*config, error) {
 	fs.DurationVar(&c.telemetryInterval, "telemetry-interval", 10*time.Second, "how often each device sends an event in steady state")
 	fs.Float64Var(&c.changingShare, "changing-share", 0.5, "share of devices whose values change at every event")
 	fs.Float64Var(&c.startRate, "start-rate", 5000, "readings per second of the first throughput probe")
+	fs.IntVar(&c.readingsPerEvent, "readings-per-event", maxReadingsPerEvent,
+		fmt.Sprintf("readings in each telemetry event, 1 to %d: an autoEvent reading a device command of that many resources", maxReadingsPerEvent))
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Minute, "the whole run stops after this")
+	fs.Func("only", "measure only these rows, comma-separated, such as 7 or 3,4 (5 is 5a and 5b, 6 is 6a to 6d); "+
+		"what a row needs runs too (the main pool's import for 3 to 7, row 1 for 2, row 4's managed devices for 5, row 6 for 8), "+
+		"and rows not measured say so", func(v string) error {
+		rows, err := parseRows(v)
+		c.rows = rows
+		return err
+	})
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -109,6 +125,9 @@ func (c *config) validate() error {
 	if c.changingShare < 0 || c.changingShare > 1 {
 		errs = append(errs, fmt.Errorf("-changing-share %v is not between 0 and 1", c.changingShare))
 	}
+	if c.readingsPerEvent < 1 || c.readingsPerEvent > maxReadingsPerEvent {
+		errs = append(errs, fmt.Errorf("-readings-per-event %d is not between 1 and %d", c.readingsPerEvent, maxReadingsPerEvent))
+	}
 	if c.opRate <= 0 || c.commandRate <= 0 || c.startRate <= 0 {
 		errs = append(errs, errors.New("rates must be positive"))
 	}
@@ -116,6 +135,57 @@ func (c *config) validate() error {
 		errs = append(errs, fmt.Errorf("bridge binary: %w (run make build)", err))
 	}
 	return errors.Join(errs...)
+}
+
+// rowSet is a set of table rows by number ("5" stands for 5a and 5b).
+type rowSet map[string]bool
+
+// allRows are the rows -only accepts.
+var allRows = []string{"1", "2", "3", "4", "5", "6", "7", "8"}
+
+// rowNeeds are the rows whose results another row cannot do without.
+var rowNeeds = map[string][]string{
+	"2": {"1"}, // the import is judged against the physical limit
+	"5": {"4"}, // commands go to the managed devices row 4 creates
+	"8": {"6"}, // the main pool is the largest point, row 6 its cost
+}
+
+func parseRows(list string) (rowSet, error) {
+	rows := rowSet{}
+	for _, id := range strings.Split(list, ",") {
+		id = strings.TrimSpace(id)
+		if !slices.Contains(allRows, id) {
+			return nil, fmt.Errorf("-only: no row %q (rows are %s)", id, strings.Join(allRows, ", "))
+		}
+		rows[id] = true
+		for _, need := range rowNeeds[id] {
+			rows[need] = true
+		}
+	}
+	return rows, nil
+}
+
+func (s rowSet) sorted() []string {
+	var ids []string
+	for _, id := range allRows {
+		if s[id] {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// measures reports whether the run measures any of the rows.
+func (c *config) measures(ids ...string) bool {
+	if len(c.rows) == 0 {
+		return true
+	}
+	for _, id := range ids {
+		if c.rows[id] {
+			return true
+		}
+	}
+	return false
 }
 
 // growthSizes are the smaller pools measured for cost growth; the main pool

@@ -18,8 +18,9 @@ import (
 
 const (
 	servicesInFleet = 3
-	// readingsPerEvent is how many readings each telemetry event carries.
-	readingsPerEvent = 3
+	// maxReadingsPerEvent is how many readable resources each profile has,
+	// so the most readings one event carries (the "all" command's).
+	maxReadingsPerEvent = 3
 	// allSource is the device command every profile has that reads its
 	// three resources.
 	allSource = "all"
@@ -35,14 +36,14 @@ type resourceSpec struct {
 // commands set.
 type profileSpec struct {
 	name      string
-	resources [readingsPerEvent]resourceSpec
+	resources [maxReadingsPerEvent]resourceSpec
 	writable  string
 }
 
 var fleetProfileSpecs = []profileSpec{
 	{
 		name: "bench-switch", writable: "relay",
-		resources: [readingsPerEvent]resourceSpec{
+		resources: [maxReadingsPerEvent]resourceSpec{
 			{name: "relay", valueType: common.ValueTypeBool, readWrite: common.ReadWrite_RW},
 			{name: "contact", valueType: common.ValueTypeBool, readWrite: common.ReadWrite_R},
 			{name: "cycles", valueType: common.ValueTypeInt32, readWrite: common.ReadWrite_R, min: 0, max: 1e9},
@@ -50,7 +51,7 @@ var fleetProfileSpecs = []profileSpec{
 	},
 	{
 		name: "bench-sensor", writable: "sample_rate",
-		resources: [readingsPerEvent]resourceSpec{
+		resources: [maxReadingsPerEvent]resourceSpec{
 			{name: "temperature", valueType: common.ValueTypeFloat32, readWrite: common.ReadWrite_R, units: "degC", min: -40, max: 85},
 			{name: "humidity", valueType: common.ValueTypeFloat32, readWrite: common.ReadWrite_R, units: "%", min: 0, max: 100},
 			{name: "sample_rate", valueType: common.ValueTypeInt32, readWrite: common.ReadWrite_RW, min: 1, max: 1000},
@@ -58,7 +59,7 @@ var fleetProfileSpecs = []profileSpec{
 	},
 	{
 		name: "bench-meter", writable: "enabled",
-		resources: [readingsPerEvent]resourceSpec{
+		resources: [maxReadingsPerEvent]resourceSpec{
 			{name: "power", valueType: common.ValueTypeFloat64, readWrite: common.ReadWrite_R, units: "W", min: 0, max: 1e6},
 			{name: "energy", valueType: common.ValueTypeFloat64, readWrite: common.ReadWrite_R, units: "kWh", min: 0, max: 1e12},
 			{name: "enabled", valueType: common.ValueTypeBool, readWrite: common.ReadWrite_RW},
@@ -188,6 +189,22 @@ func readings(profile string, round int, changing bool) map[string]string {
 			"enabled": "true",
 		}
 	}
+}
+
+// eventValues are the first n of a device's readings, in its profile's
+// resource order: what an autoEvent on a device command of n resources
+// reports (a command of one resource is named after it).
+func eventValues(profile string, round int, changing bool, n int) map[string]string {
+	all := readings(profile, round, changing)
+	spec, ok := profileSpecNamed(profile)
+	if !ok || n >= len(spec.resources) {
+		return all
+	}
+	out := make(map[string]string, n)
+	for _, r := range spec.resources[:n] {
+		out[r.name] = all[r.name]
+	}
+	return out
 }
 
 // nextCommandValue is a value for a writable resource that differs from

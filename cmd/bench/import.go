@@ -86,7 +86,9 @@ func (p *pool) measureImport(ctx context.Context, physicalSeconds float64) (impo
 	bridgeEnd := b.sample()
 	apiAfterCP, etcdAfterCP := p.rig.controlPlane()
 	res.Seconds = end.Sub(start).Seconds()
-	res.RatioToPhysical = res.Seconds / physicalSeconds
+	if physicalSeconds > 0 {
+		res.RatioToPhysical = res.Seconds / physicalSeconds
+	}
 	res.FirstDeviceSeconds = tracker.first().Sub(start).Seconds()
 	if t, ok := <-readyAt; ok {
 		res.ReadySeconds = t.Sub(start).Seconds()

@@ -91,28 +91,37 @@ func run(ctx context.Context, cfg *config) (*results, error) {
 	}
 	defer r.stop()
 
-	logf("1. physical limit: %d creates + %d status writes, %d in flight", cfg.devices, cfg.devices, cfg.physicalWorkers)
-	physical, err := measurePhysicalLimit(ctx, r, cfg.devices)
-	if err != nil {
-		return res, err
+	var physicalSeconds float64
+	if cfg.measures("1") {
+		logf("1. physical limit: %d creates + %d status writes, %d in flight", cfg.devices, cfg.devices, cfg.physicalWorkers)
+		physical, err := measurePhysicalLimit(ctx, r, cfg.devices)
+		if err != nil {
+			return res, err
+		}
+		res.Physical = &physical
+		physicalSeconds = physical.TotalSeconds
+		logf("   %s (%.0f creates/s, %.0f status writes/s)", secs(physical.TotalSeconds), physical.CreatesPerSecond, physical.StatusWritesPerSec)
 	}
-	res.Physical = &physical
-	logf("   %s (%.0f creates/s, %.0f status writes/s)", secs(physical.TotalSeconds), physical.CreatesPerSecond, physical.StatusWritesPerSec)
-	perDevice := physical.TotalSeconds / float64(cfg.devices)
 
-	points, err := measureSmallerPools(ctx, r, perDevice)
-	if err != nil {
-		res.Errors = append(res.Errors, "cost growth: "+err.Error())
+	var points []growthPoint
+	if cfg.measures("8") {
+		if points, err = measureSmallerPools(ctx, r, physicalSeconds/float64(cfg.devices)); err != nil {
+			res.Errors = append(res.Errors, "cost growth: "+err.Error())
+		}
 	}
-	if err := measureMainPool(ctx, r, res, physical.TotalSeconds); err != nil {
-		res.Errors = append(res.Errors, err.Error())
+	if cfg.measures("2", "3", "4", "5", "6", "7") {
+		if err := measureMainPool(ctx, r, res, physicalSeconds); err != nil {
+			res.Errors = append(res.Errors, err.Error())
+		}
 	}
-	if res.Import != nil && res.Steady != nil {
-		points = append(points, growthPoint{Devices: cfg.devices, ImportSeconds: res.Import.Seconds,
-			RSSMB: res.Steady.BridgeRSSMB, SteadyCores: res.Steady.BridgeCores, SteadySeconds: res.Steady.WindowSeconds})
+	if cfg.measures("8") {
+		if res.Import != nil && res.Steady != nil {
+			points = append(points, growthPoint{Devices: cfg.devices, ImportSeconds: res.Import.Seconds,
+				RSSMB: res.Steady.BridgeRSSMB, SteadyCores: res.Steady.BridgeCores, SteadySeconds: res.Steady.WindowSeconds})
+		}
+		g := fitGrowth(points)
+		res.Growth = &g
 	}
-	g := fitGrowth(points)
-	res.Growth = &g
 	if len(res.Errors) > 0 {
 		return res, errors.New("some phases could not be measured; see the table")
 	}
@@ -135,7 +144,8 @@ func measureSmallerPools(ctx context.Context, r *rig, physicalPerDevice float64)
 	return points, nil
 }
 
-// measureMainPool runs rows 2 to 7 on the full-size pool.
+// measureMainPool imports the full-size pool and runs rows 2 to 7 on it,
+// those the run measures.
 func measureMainPool(ctx context.Context, r *rig, res *results, physicalSeconds float64) error {
 	cfg := r.cfg
 	logf("2. import: %d devices pre-loaded at the edge", cfg.devices)
@@ -144,6 +154,17 @@ func measureMainPool(ctx context.Context, r *rig, res *results, physicalSeconds 
 		return fmt.Errorf("main pool: %w", err)
 	}
 	defer p.close()
+	gen := newTelemetryGen(p, cfg.changingShare)
+	if cfg.measures("7") {
+		// Before the bridge starts: its limit is measured without it.
+		logf("7. telemetry transport limit: generator → mosquitto → a subscriber that only counts")
+		tr, err := p.measureTransport(ctx, gen)
+		if err != nil {
+			return fmt.Errorf("transport limit: %w", err)
+		}
+		res.Transport = &tr
+		logf("   %s readings/s", count(int(tr.ReadingsPerSecond)))
+	}
 	imp, err := p.measureImport(ctx, physicalSeconds)
 	res.Import = &imp
 	logf("   %s = %.1f× physical; %.1f API writes per device", secs(imp.Seconds), imp.RatioToPhysical, imp.APIWritesPerDevice)
@@ -152,40 +173,60 @@ func measureMainPool(ctx context.Context, r *rig, res *results, physicalSeconds 
 	}
 	res.Settings.BridgeCommand = append([]string{cfg.bridgeBin}, p.bridge.args...)
 
-	logf("3. edge → cloud: changes at %.0f/s for %s", cfg.opRate, cfg.latencyWindow)
-	e2c := p.measureEdgeToCloud(ctx)
-	res.EdgeToCloud = &e2c
-	logf("   %s", describeLatency(e2c.All))
-	p.settle(ctx)
-
-	logf("4. cloud → edge: changes at %.0f/s for %s", cfg.opRate, cfg.latencyWindow)
-	c2e, targets, err := p.measureCloudToEdge(ctx)
-	if err != nil {
-		return fmt.Errorf("cloud to edge: %w", err)
-	}
-	res.CloudToEdge = &c2e
-	logf("   %s", describeLatency(c2e.All))
-	p.settle(ctx)
-
-	logf("5a. commands over REST: %.0f/s for %s", cfg.commandRate, cfg.commandWindow)
-	if err := p.recordCommands(ctx, res, "rest", targets); err != nil {
-		return err
+	if cfg.measures("3") {
+		logf("3. edge → cloud: changes at %.0f/s for %s", cfg.opRate, cfg.latencyWindow)
+		e2c := p.measureEdgeToCloud(ctx)
+		res.EdgeToCloud = &e2c
+		logf("   %s", describeLatency(e2c.All))
+		p.settle(ctx)
 	}
 
-	logf("6. steady state: %d devices, one event each per %s, for %s", cfg.devices, cfg.telemetryInterval, cfg.steadyWindow)
-	gen := newTelemetryGen(p, cfg.changingShare)
-	st, err := p.measureSteady(ctx, gen, cfg.steadyWindow)
-	if err != nil {
-		return fmt.Errorf("steady state: %w", err)
+	var targets []managedDevice
+	if cfg.measures("4") {
+		logf("4. cloud → edge: changes at %.0f/s for %s", cfg.opRate, cfg.latencyWindow)
+		var c2e latencyPhase
+		if c2e, targets, err = p.measureCloudToEdge(ctx); err != nil {
+			return fmt.Errorf("cloud to edge: %w", err)
+		}
+		res.CloudToEdge = &c2e
+		logf("   %s", describeLatency(c2e.All))
+		p.settle(ctx)
 	}
-	res.Steady = &st
-	logf("   %s", st)
 
-	logf("7. telemetry throughput")
-	tp := p.measureThroughput(ctx, gen)
-	res.Throughput = &tp
-	logf("   %s readings/s", count(int(tp.ReadingsPerSecond)))
+	if cfg.measures("5") {
+		logf("5a. commands over REST: %.0f/s for %s", cfg.commandRate, cfg.commandWindow)
+		if err := p.recordCommands(ctx, res, "rest", targets); err != nil {
+			return err
+		}
+	}
 
+	if cfg.measures("6") {
+		logf("6. steady state: %d devices, one event each per %s, for %s", cfg.devices, cfg.telemetryInterval, cfg.steadyWindow)
+		st, err := p.measureSteady(ctx, gen, cfg.steadyWindow)
+		if err != nil {
+			return fmt.Errorf("steady state: %w", err)
+		}
+		res.Steady = &st
+		logf("   %s", st)
+	}
+
+	if cfg.measures("7") {
+		if !cfg.measures("6") {
+			// As after row 6: every device has reported once, so that the
+			// trials do not measure the first reports.
+			if err := p.warmUp(ctx, gen); err != nil {
+				return fmt.Errorf("telemetry warm-up: %w", err)
+			}
+		}
+		logf("7. telemetry throughput")
+		tp := p.measureThroughput(ctx, gen)
+		res.Throughput = &tp
+		logf("   %s readings/s", count(int(tp.ReadingsPerSecond)))
+	}
+
+	if !cfg.measures("5") {
+		return nil
+	}
 	logf("5b. restart the bridge with --command-transport=mqtt")
 	restart, err := p.restart(ctx, "mqtt")
 	res.Restart = &restart

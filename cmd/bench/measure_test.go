@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -146,6 +147,8 @@ func TestVerdicts(t *testing.T) {
 		{"RSS at 10k within 200 MB", results{Devices: 10000, Steady: &steadyResult{Devices: 10000, BridgeRSSMB: 199}}, "6d", pass},
 		{"throughput at target", results{Throughput: &throughputResult{ReadingsPerSecond: 20000}}, "7", pass},
 		{"throughput below", results{Throughput: &throughputResult{ReadingsPerSecond: 19999}}, "7", fail},
+		{"a row -only left out", results{Settings: settings{Only: []string{"7"}}}, "6b", "—"},
+		{"the row -only asked for", results{Settings: settings{Only: []string{"7"}}, Throughput: &throughputResult{ReadingsPerSecond: 19999}}, "7", fail},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -185,6 +188,60 @@ func TestThroughputTrialJudgement(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The search settles on the highest rate a whole window held, whatever
+// the probes that went beyond it found.
+func TestThroughputSearch(t *testing.T) {
+	upTo := func(limit float64) func(float64) float64 {
+		return func(rate float64) float64 { return min(rate, limit) }
+	}
+	cases := []struct {
+		name     string
+		capacity float64
+		// generator is what the generator publishes when asked for a rate.
+		generator            func(rate float64) float64
+		want                 float64
+		wantGeneratorLimited bool
+	}{
+		{"the bridge is the limit", 30000, upTo(1e6), 20000, false},
+		{"the bridge cannot take the first probe", 3000, upTo(1e6), 2500, false},
+		{"the generator falls short of the first probe", 1e6, upTo(4000), 4000, true},
+		{"the generator falls short above a rate already held", 1e6, upTo(30000), 30000, true},
+		{"a busy generator falls below a rate already held", 1e6, func(rate float64) float64 {
+			if rate > 20000 {
+				return 17000
+			}
+			return rate
+		}, 20000, false},
+		{"a generator within 5% of a rate reaches it", 1e6, upTo(19500), 19500, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			// A bridge that ingests up to capacity readings/s.
+			trial := func(rate float64) throughputTrial {
+				published := tc.generator(rate)
+				tr := throughputTrial{RequestedPerSecond: rate, AchievedPerSecond: published, Published: int64(published),
+					Received: min(published, tc.capacity)}
+				tr.judge(rate)
+				return tr
+			}
+			var res throughputResult
+			searchRates(context.Background(), 5000, &res, trial, trial)
+			if res.ReadingsPerSecond != tc.want || res.GeneratorLimited != tc.wantGeneratorLimited {
+				t.Errorf("found %.0f readings/s (generator-limited %v), want %.0f (%v); probes %v, holds %v",
+					res.ReadingsPerSecond, res.GeneratorLimited, tc.want, tc.wantGeneratorLimited, rates(res.Probes), rates(res.Confirmations))
+			}
+		})
+	}
+}
+
+func rates(trials []throughputTrial) []float64 {
+	var out []float64
+	for _, t := range trials {
+		out = append(out, t.RequestedPerSecond)
+	}
+	return out
 }
 
 func TestChartIsWellFormedSVG(t *testing.T) {
@@ -271,12 +328,31 @@ func TestFleetIsValidEdgeX(t *testing.T) {
 	for _, spec := range fleetProfileSpecs {
 		for _, changing := range []bool{true, false} {
 			values := readings(spec.name, 7, changing)
-			if len(values) != readingsPerEvent {
+			if len(values) != maxReadingsPerEvent {
 				t.Errorf("%s: %d readings", spec.name, len(values))
 			}
 			for _, r := range spec.resources {
 				if _, ok := values[r.name]; !ok {
 					t.Errorf("%s: no reading for %s", spec.name, r.name)
+				}
+			}
+		}
+	}
+}
+
+// Events of fewer readings report the profile's first resources, the same
+// values a full event would.
+func TestEventsOfFewerReadings(t *testing.T) {
+	for _, spec := range fleetProfileSpecs {
+		all := readings(spec.name, 5, true)
+		for n := 1; n <= maxReadingsPerEvent; n++ {
+			got := eventValues(spec.name, 5, true, n)
+			if len(got) != n {
+				t.Errorf("%s, %d per event: %d readings %v", spec.name, n, len(got), got)
+			}
+			for _, r := range spec.resources[:n] {
+				if v, ok := got[r.name]; !ok || v != all[r.name] {
+					t.Errorf("%s, %d per event: %s = %q, want %q", spec.name, n, r.name, v, all[r.name])
 				}
 			}
 		}
@@ -325,5 +401,42 @@ func TestCountHasThousandsSeparators(t *testing.T) {
 		if got := count(n); got != want {
 			t.Errorf("count(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// -only measures the rows asked for and what they cannot do without.
+func TestOnlyRows(t *testing.T) {
+	cases := []struct {
+		flag    string
+		want    []string
+		wantErr bool
+	}{
+		{"7", []string{"7"}, false},
+		{"3, 7", []string{"3", "7"}, false},
+		{"2", []string{"1", "2"}, false},
+		{"5", []string{"4", "5"}, false},
+		{"8", []string{"6", "8"}, false},
+		{"9", nil, true},
+		{"5a", nil, true},
+		{"", nil, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.flag, func(t *testing.T) {
+			rows, err := parseRows(tc.flag)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("error %v, want one: %v", err, tc.wantErr)
+			}
+			if got := rows.sorted(); !slices.Equal(got, tc.want) {
+				t.Errorf("rows %v, want %v", got, tc.want)
+			}
+		})
+	}
+	all := &config{}
+	if !all.measures("1") || !all.measures("8") {
+		t.Error("without -only, a row is not measured")
+	}
+	only := &config{rows: rowSet{"7": true}}
+	if only.measures("6") || !only.measures("6", "7") {
+		t.Error("-only=7 measures the wrong rows")
 	}
 }

@@ -30,6 +30,7 @@ type results struct {
 	Restart     *restartResult    `json:"restart,omitempty"`
 	Steady      *steadyResult     `json:"steady,omitempty"`
 	Throughput  *throughputResult `json:"throughput,omitempty"`
+	Transport   *transportResult  `json:"transportLimit,omitempty"`
 	Growth      *growthResult     `json:"growth,omitempty"`
 
 	Rows []row `json:"rows"`
@@ -56,6 +57,8 @@ type settings struct {
 	GrowthWindow      string   `json:"growthWindow"`
 	ThroughputWindow  string   `json:"throughputWindow"`
 	Profiling         bool     `json:"profiling"`
+	// Only are the rows -only asked for; empty when all were.
+	Only []string `json:"only,omitempty"`
 }
 
 // restartResult is the bridge restarted at full size (to switch command
@@ -100,7 +103,7 @@ func newResults(cfg *config) *results {
 			TelemetryInterval: cfg.telemetryInterval.String(), ChangingShare: cfg.changingShare,
 			LatencyWindow: cfg.latencyWindow.String(), CommandWindow: cfg.commandWindow.String(),
 			SteadyWindow: cfg.steadyWindow.String(), GrowthWindow: cfg.growthWindow.String(),
-			ThroughputWindow: cfg.throughputWindow.String(), Profiling: cfg.pprof,
+			ThroughputWindow: cfg.throughputWindow.String(), Profiling: cfg.pprof, Only: cfg.rows.sorted(),
 		},
 	}
 }
@@ -116,6 +119,20 @@ func (r *results) evaluate() {
 	}
 	r.Rows = append(r.Rows, r.steadyRows()...)
 	r.Rows = append(r.Rows, r.throughputRow(), r.growthRow())
+	r.markSkipped()
+}
+
+// markSkipped says of each row -only left out that it was not asked for,
+// rather than that it failed.
+func (r *results) markSkipped() {
+	if len(r.Settings.Only) == 0 {
+		return
+	}
+	for i, rw := range r.Rows {
+		if !slices.Contains(r.Settings.Only, rw.ID[:1]) {
+			r.Rows[i].Measured, r.Rows[i].Result = "not asked for (-only)", "—"
+		}
+	}
 }
 
 func (r *results) physicalRow() row {
@@ -209,12 +226,22 @@ func (r *results) throughputRow() row {
 	}
 	out.Measure += fmt.Sprintf(" for %s", r.Settings.ThroughputWindow)
 	out.Measured = fmt.Sprintf("%s readings/s", count(int(t.ReadingsPerSecond)))
+	if t.ReadingsPerEvent > 0 {
+		each := fmt.Sprintf("%d readings", t.ReadingsPerEvent)
+		if t.ReadingsPerEvent == 1 {
+			each = "1 reading"
+		}
+		out.Measured += fmt.Sprintf(" = %s events/s of %s", count(int(t.ReadingsPerSecond/float64(t.ReadingsPerEvent))), each)
+	}
 	if n := len(t.Confirmations); n > 0 {
 		c := t.Confirmations[n-1]
 		out.Measured += fmt.Sprintf(" (bridge %.2f cores, %.0f status writes/s)", c.BridgeCores, c.StatusWritesPerS)
 	}
 	if t.GeneratorLimited {
 		out.Measured = "≥ " + out.Measured + ", generator-limited"
+	}
+	if tr := r.Transport; tr != nil {
+		out.Measured += fmt.Sprintf("; without the bridge, generator → mosquitto → counting subscriber: %s readings/s", count(int(tr.ReadingsPerSecond)))
 	}
 	out.Result = verdict(t.ReadingsPerSecond >= 20000)
 	return out
@@ -370,6 +397,14 @@ func (r *results) details() string {
 		for _, tr := range append(append([]throughputTrial(nil), t.Probes...), t.Confirmations...) {
 			fmt.Fprintf(&b, " %s → %s over %s: %s, other processes %.2f cores;", count(int(tr.RequestedPerSecond)), count(int(tr.AchievedPerSecond)),
 				secs(tr.WindowSeconds), tr.verdict(), tr.OtherCores)
+		}
+		b.WriteString("\n")
+	}
+	if tr := r.Transport; tr != nil {
+		b.WriteString("- Transport limit (no bridge; the benchmark's generator publishing through mosquitto to a subscriber that only counts; readings/s requested → published, counted):")
+		for _, t := range tr.Trials {
+			fmt.Fprintf(&b, " %s → %s, %d of %d counted (generator %.2f cores, mosquitto %.2f cores, other processes %.2f cores);",
+				count(int(t.RequestedPerSecond)), count(int(t.AchievedPerSecond)), t.Received, t.Published, t.GeneratorCores, t.BrokerCores, t.OtherCores)
 		}
 		b.WriteString("\n")
 	}

@@ -36,8 +36,8 @@ type rig struct {
 	broker     *broker.Broker
 	kubeconfig string
 	apiserver  *http.Client
-	// pids of the control plane, for CPU figures.
-	apiserverPID, etcdPID int
+	// pids of the control plane and the broker, for CPU figures.
+	apiserverPID, etcdPID, brokerPID int
 }
 
 func startRig(ctx context.Context, cfg *config, load *loadMonitor) (*rig, error) {
@@ -77,8 +77,8 @@ func (r *rig) start(ctx context.Context) error {
 		return err
 	}
 	children := childProcesses(os.Getpid())
-	r.apiserverPID, r.etcdPID = children["kube-apiserver"], children["etcd"]
-	if r.apiserverPID == 0 || r.etcdPID == 0 {
+	r.apiserverPID, r.etcdPID, r.brokerPID = children["kube-apiserver"], children["etcd"], children["mosquitto"]
+	if r.apiserverPID == 0 || r.etcdPID == 0 || r.brokerPID == 0 {
 		return fmt.Errorf("cannot find the control plane's processes among this process's children: %v", children)
 	}
 	return ctx.Err()

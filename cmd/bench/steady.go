@@ -118,7 +118,7 @@ func (p *pool) warmUp(ctx context.Context, gen *telemetryGen) error {
 		}
 		ready := 0
 		for i := range devices {
-			if expected[v1alpha1.EdgeXName(&devices[i])] && hasReadings(&devices[i]) {
+			if expected[v1alpha1.EdgeXName(&devices[i])] && hasReadings(&devices[i], gen.perEvent) {
 				ready++
 			}
 		}

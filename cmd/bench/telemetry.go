@@ -9,11 +9,13 @@ import (
 )
 
 // telemetryGen plays the device services' autoEvents for a pool's fleet:
-// each event carries the three readings of the device's profile, published
-// by the simulator on the message bus exactly as EdgeX would.
+// each event carries perEvent readings of the device's profile (all three
+// unless -readings-per-event says fewer), published by the simulator on
+// the message bus exactly as EdgeX would.
 type telemetryGen struct {
-	sim     *simulator.Simulator
-	devices []telemetryDevice
+	sim      *simulator.Simulator
+	devices  []telemetryDevice
+	perEvent int
 	// round numbers events so that changing devices report new values
 	// every time, across phases.
 	round    atomic.Int64
@@ -31,7 +33,7 @@ type telemetryDevice struct {
 // every event (sensors, meters) and the rest the same values every time
 // (switches nobody touches); the two kinds are interleaved.
 func newTelemetryGen(p *pool, changingShare float64) *telemetryGen {
-	g := &telemetryGen{sim: p.sim}
+	g := &telemetryGen{sim: p.sim, perEvent: p.rig.cfg.readingsPerEvent}
 	for i, name := range p.fleet {
 		g.devices = append(g.devices, telemetryDevice{
 			name: name, profile: fleetDevice(name, i).ProfileName,
@@ -43,7 +45,7 @@ func newTelemetryGen(p *pool, changingShare float64) *telemetryGen {
 
 func (g *telemetryGen) publish(ctx context.Context, device int, round int64) {
 	d := g.devices[device]
-	values := readings(d.profile, int(round), d.changing)
+	values := eventValues(d.profile, int(round), d.changing, g.perEvent)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := g.sim.PublishReadings(ctx, d.name, values); err != nil {

@@ -149,14 +149,14 @@ func importComplete(d *v1alpha1.Device) bool {
 		d.Status.ObservedGeneration == d.Generation
 }
 
-// hasReadings says whether status holds a reported value for every one of
-// the device's readable resources.
-func hasReadings(d *v1alpha1.Device) bool {
+// hasReadings says whether status holds a reported value for each of the
+// first perEvent readable resources of the device, those its events carry.
+func hasReadings(d *v1alpha1.Device, perEvent int) bool {
 	spec, ok := profileSpecNamed(d.Spec.Profile)
 	if !ok {
 		return false
 	}
-	for _, r := range spec.resources {
+	for _, r := range spec.resources[:min(perEvent, len(spec.resources))] {
 		if d.Status.DeviceProperties[r.name].LastReported == 0 {
 			return false
 		}

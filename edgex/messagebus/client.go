@@ -25,7 +25,7 @@ const (
 	DefaultKeepAlive            = 30 * time.Second
 	DefaultMaxReconnectInterval = 30 * time.Second
 	DefaultCommandTimeout       = 10 * time.Second
-	DefaultHandlerQueue         = 1024
+	DefaultHandlerQueue         = 8192
 )
 
 // minReconnectDelay is the first pause after a failed attempt; it doubles up
@@ -77,8 +77,11 @@ type Options struct {
 	// context ends sooner; default 10s.
 	CommandTimeout time.Duration
 	// HandlerQueue is how many messages each subscription buffers for its
-	// handler; default 1024. A handler that falls further behind loses
-	// messages, reported to its onError, rather than stalling the others.
+	// handler; default 8192, about a second of events at the rates a pool
+	// is sized for, so that a garbage collection or a busy moment of the
+	// node does not cost readings. A handler that falls further behind
+	// loses messages, reported to its onError, rather than stalling the
+	// others.
 	HandlerQueue int
 	// Logger receives connection changes and dropped messages; the zero
 	// value discards.

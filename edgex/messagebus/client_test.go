@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -74,6 +75,12 @@ func TestCapturedTrafficIsDelivered(t *testing.T) {
 			t.Errorf("event %d: got %s %s/%s with %d readings, want the one captured at %s:%d on %s",
 				i, got.topic, got.event.DeviceName, got.event.SourceName, len(got.event.Readings), want.File, want.Line, want.Topic)
 		}
+		// Checked after every later event was decoded: the subscription
+		// reuses its decoding memory, and must never hand out an event
+		// that still points into it.
+		if alone := decodeCaptured(t, want); !reflect.DeepEqual(got.event, alone) {
+			t.Errorf("event %d (captured at %s:%d) changed after later events were decoded:\n got %+v\nwant %+v", i, want.File, want.Line, got.event, alone)
+		}
 	}
 	if !hasBinaryReading(gotEvents) {
 		t.Error("the captured CBOR snapshot event did not arrive with its binary reading")
@@ -96,6 +103,20 @@ func TestCapturedTrafficIsDelivered(t *testing.T) {
 		t.Errorf("a captured message was refused: %s: %v", e.topic, e.err)
 	default:
 	}
+}
+
+// decodeCaptured decodes one captured event on its own.
+func decodeCaptured(t *testing.T, m captures.Message) dtos.Event {
+	t.Helper()
+	env, err := DecodeEnvelope(m.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := DecodeEvent(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
 }
 
 func hasBinaryReading(events []received) bool {
@@ -215,6 +236,10 @@ func TestHandlerThatFallsBehindIsToldWhatItLost(t *testing.T) {
 	wantDropped := fmt.Sprintf(": %d", burst-opts.HandlerQueue)
 	if !errors.Is(got.err, ErrHandlerBehind) || !strings.HasSuffix(got.err.Error(), wantDropped) {
 		t.Fatalf("onError got %v, want ErrHandlerBehind%s", got.err, wantDropped)
+	}
+	var dropped *DroppedError
+	if !errors.As(got.err, &dropped) || dropped.Count != int64(burst-opts.HandlerQueue) {
+		t.Fatalf("onError got %#v, want a DroppedError counting %d", got.err, burst-opts.HandlerQueue)
 	}
 	receive(t, delivered, opts.HandlerQueue, "queued events")
 }

@@ -39,11 +39,19 @@ var ErrMessageTooLarge = fmt.Errorf("message larger than %d bytes", MaxMessageSi
 
 // DecodeEnvelope parses an envelope as it arrives on the bus.
 func DecodeEnvelope(data []byte) (Envelope, error) {
+	return decodeEnvelope(data, nil)
+}
+
+// decodeEnvelope decodes the payload into buf when it can (see
+// fastEnvelope).
+func decodeEnvelope(data, buf []byte) (Envelope, error) {
 	var env Envelope
 	if len(data) > MaxMessageSize {
 		return env, ErrMessageTooLarge
 	}
-	if err := json.Unmarshal(data, &env); err != nil {
+	if fast, ok := fastEnvelope(data, buf); ok {
+		env = fast
+	} else if err := json.Unmarshal(data, &env); err != nil {
 		return env, fmt.Errorf("decode message envelope: %w", err)
 	}
 	if env.APIVersion != APIVersion {

@@ -48,7 +48,9 @@ func DecodeEvent(env Envelope) (dtos.Event, error) {
 			return req.Event, fmt.Errorf("decode CBOR event: %w", err)
 		}
 	case ContentTypeJSON, "":
-		if err := json.Unmarshal(env.Payload, &req); err != nil {
+		if fast, ok := fastEventRequest(env.Payload); ok {
+			req = fast
+		} else if err := json.Unmarshal(env.Payload, &req); err != nil {
 			return req.Event, fmt.Errorf("decode JSON event: %w", err)
 		}
 	default:

@@ -18,9 +18,24 @@ import (
 // handler that is behind, whatever HandlerQueue says.
 const maxQueuedBytes = 64 << 20
 
+// maxReusedPayload bounds the decoding buffer a subscription keeps between
+// messages; events are a few kilobytes.
+const maxReusedPayload = 64 << 10
+
 // ErrHandlerBehind is reported to onError when a handler fell so far behind
 // that messages for it were dropped.
 var ErrHandlerBehind = errors.New("handler is behind, messages dropped")
+
+// DroppedError is how ErrHandlerBehind reaches onError: with the number of
+// messages lost since the last report, so that a caller can count lost
+// messages rather than reports.
+type DroppedError struct {
+	Count int64
+}
+
+func (e *DroppedError) Error() string { return fmt.Sprintf("%v: %d", ErrHandlerBehind, e.Count) }
+
+func (e *DroppedError) Unwrap() error { return ErrHandlerBehind }
 
 // Subscribe delivers every message matching the MQTT filter to handler, in
 // arrival order, on a goroutine of its own. The subscription is remembered
@@ -44,10 +59,19 @@ func (c *Client) SubscribeEvents(handler func(topic string, ev dtos.Event), onEr
 	if handler == nil {
 		return errors.New("subscribe to events: nil handler")
 	}
+	// Events come one at a time on the subscription's goroutine, and a
+	// JSON event is copied out of its payload while decoding, so one
+	// buffer serves every JSON payload. CBOR may share the payload's
+	// memory (binary values), so a CBOR payload is never reused; nor is a
+	// rare large one kept for the subscription's whole life.
+	var scratch []byte
 	return c.subscribeQueued(c.topics.AllEvents(), func(topic string, payload []byte) error {
-		env, err := DecodeEnvelope(payload)
+		env, err := decodeEnvelope(payload, scratch)
 		if err != nil {
 			return err
+		}
+		if env.ContentType != ContentTypeCBOR && cap(env.Payload) <= maxReusedPayload {
+			scratch = env.Payload
 		}
 		ev, err := DecodeEvent(env)
 		if err != nil {
@@ -293,7 +317,7 @@ func (b *inbox) run(done <-chan struct{}, wg *sync.WaitGroup) {
 
 func (b *inbox) deliver(d delivery) {
 	if n := b.dropped.Swap(0); n > 0 {
-		b.onError(b.filter, fmt.Errorf("%w: %d", ErrHandlerBehind, n))
+		b.onError(b.filter, &DroppedError{Count: n})
 	}
 	if d.err == nil {
 		d.err = b.handle(d.topic, d.payload)
