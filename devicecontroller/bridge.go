@@ -151,9 +151,36 @@ func watched(status predicate.Predicate) predicate.Predicate {
 		predicate.AnnotationChangedPredicate{},
 		predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 			return !slices.Equal(e.ObjectOld.GetFinalizers(), e.ObjectNew.GetFinalizers()) ||
-				!e.ObjectOld.GetDeletionTimestamp().Equal(e.ObjectNew.GetDeletionTimestamp())
+				!e.ObjectOld.GetDeletionTimestamp().Equal(e.ObjectNew.GetDeletionTimestamp()) ||
+				syncedChanged(e.ObjectOld, e.ObjectNew)
 		}},
 	)
+}
+
+// syncedChanged reports whether the Synced condition changed. A reconcile
+// may read the object from a cache that has not yet seen the previous
+// reconcile's status write, find nothing to change and write nothing; the
+// write's own event then brings the object back with the stored status, so
+// a stale "waiting" or failure reason cannot outlive its cause. It costs
+// one reconcile per change of the condition, which is rare.
+func syncedChanged(old, cur client.Object) bool {
+	a, b := syncedCondition(old), syncedCondition(cur)
+	if a == nil || b == nil {
+		return a != b
+	}
+	return a.Status != b.Status || a.Reason != b.Reason || a.Message != b.Message
+}
+
+func syncedCondition(obj client.Object) *v1alpha1.Condition {
+	switch o := obj.(type) {
+	case *v1alpha1.Device:
+		return v1alpha1.FindCondition(o.Status.Conditions, v1alpha1.ConditionSynced)
+	case *v1alpha1.DeviceService:
+		return v1alpha1.FindCondition(o.Status.Conditions, v1alpha1.ConditionSynced)
+	case *v1alpha1.DeviceProfile:
+		return v1alpha1.FindCondition(o.Status.Conditions, v1alpha1.ConditionSynced)
+	}
+	return nil
 }
 
 // reconcileRateLimiter retries failures from 100ms up to a minute, per

@@ -117,7 +117,7 @@ func (c *commander) drive(_ context.Context, dev *v1alpha1.Device, edge dtos.Dev
 		}
 		dev.Status.DeviceProperties[name] = *entry
 		switch {
-		case c.inSync(entry, want, res):
+		case c.inSync(entry, want, res, c.ownOutcome(propKey{key, name})), c.acceptedHere(key, name, want, entry):
 		case outcome != nil && outcome.Result != v1alpha1.CommandSucceeded:
 			failing = append(failing, fmt.Sprintf("%s: %s", name, outcome.Message))
 			if failReason == "" {
@@ -155,7 +155,7 @@ func (c *commander) driveOne(key types.NamespacedName, device, name, want string
 		// New intent: forget the old value's failures and backoff.
 		st.value, st.outcome, st.attempts, st.retryAt = want, nil, 0, time.Time{}
 	}
-	if found && c.inSync(entry, want, res) {
+	if found && c.inSync(entry, want, res, st.outcome) {
 		return st.outcomeFor(want, entry.LastCommand), 0
 	}
 	if st.accepted(want, entry) {
@@ -202,10 +202,45 @@ func (st *propState) accepted(value string, entry *v1alpha1.ActualPropertyState)
 		entry.LastReported <= st.outcome.Time.UnixMilli()
 }
 
-// inSync reports whether the device reported (or accepted) the wanted value.
-func (c *commander) inSync(entry *v1alpha1.ActualPropertyState, want string, res dtos.DeviceResource) bool {
-	known := entry.LastReported > 0 || (entry.LastCommand != nil && entry.LastCommand.Result == v1alpha1.CommandSucceeded)
-	return known && convert.EqualValues(res.Properties.ValueType, want, entry.ActualValue)
+// acceptedHere reports whether this process saw the device accept want,
+// with no report since that contradicts it.
+func (c *commander) acceptedHere(key types.NamespacedName, name, want string, entry *v1alpha1.ActualPropertyState) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.props[propKey{key, name}]
+	return st != nil && st.accepted(want, entry)
+}
+
+// inSync reports whether the device itself reported the wanted value after
+// the last command status records. A value status holds only because a
+// command succeeded is not trusted here: the process that recorded it may
+// have sent another command before it died, unrecorded. This process's own
+// successes are trusted through propState.accepted instead; after a
+// restart, such a value is sent once more unless the device reports it.
+// own is this process's last command of the property, if any: its time is
+// exact, where status keeps whole seconds.
+func (c *commander) inSync(entry *v1alpha1.ActualPropertyState, want string, res dtos.DeviceResource, own *v1alpha1.CommandOutcome) bool {
+	reported := entry.LastReported > 0
+	switch last := entry.LastCommand; {
+	case !reported:
+	case own != nil:
+		reported = entry.LastReported >= own.Time.UnixMilli()
+	case last != nil:
+		// Only a report from a later second is surely newer than a
+		// command status recorded.
+		reported = entry.LastReported >= last.Time.Truncate(time.Second).Add(time.Second).UnixMilli()
+	}
+	return reported && convert.EqualValues(res.Properties.ValueType, want, entry.ActualValue)
+}
+
+// ownOutcome is this process's last command outcome of the property.
+func (c *commander) ownOutcome(pk propKey) *v1alpha1.CommandOutcome {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.props[pk]; st != nil {
+		return st.outcome
+	}
+	return nil
 }
 
 // send runs one command and records how it ended.

@@ -242,3 +242,54 @@ func TestSlowDeviceDoesNotDelayOthers(t *testing.T) {
 		})
 	}
 }
+
+// A bridge stops (a rolling update) while a slow device is taking a
+// command; the device applies it after the bridge is gone, so status never
+// hears of it. The user then sets the value status still shows as the
+// device's; the next bridge must not take status's word for it: the device
+// ends up holding what the user wants.
+//
+// Found by this test (fixed): the next bridge compared the desired value with status (actual true, last command true
+// Succeeded), calls the pin in sync and sends nothing; the device keeps the
+// value of the unrecorded command and PropertiesSynced says InSync. The
+// same loss makes TestBinaryKilledMidImportConverges fail now and then.
+func TestCommandInFlightWhenTheBridgeStopsIsNotForgotten(t *testing.T) {
+	p := startPool(t, poolConfig{seedDemo: true})
+	w := recordWrites(t, p)
+	dev := commandDevice(p, "slow-switch", simulator.ProfileGPIO)
+	setDesired(p, dev.Name, "pin_17", "true")
+	waitProperty(p, dev.Name, "pin_17", "Bool", "true")
+
+	const put = "core-command PUT /api/v3/device/name/{name}/{command}"
+	sent := p.sim.RequestCounts()[put]
+	p.sim.Faults().SetDeviceLatency(dev.Name, 2*time.Second)
+	setDesired(p, dev.Name, "pin_17", "false")
+	testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
+		if p.sim.RequestCounts()[put] == sent {
+			return fmt.Errorf("the command for false has not reached core-command yet")
+		}
+		return nil
+	})
+	p.stop()
+	testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
+		if v, _ := p.sim.Value(dev.Name, "pin_17"); v != "false" {
+			return fmt.Errorf("pin_17 is %q at the device; the slow command has not landed yet", v)
+		}
+		return nil
+	})
+	p.sim.Faults().SetDeviceLatency(dev.Name, 0)
+	setDesired(p, dev.Name, "pin_17", "true")
+
+	p.startBridge()
+	testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
+		if v, _ := p.sim.Value(dev.Name, "pin_17"); v != "true" {
+			d := &v1alpha1.Device{}
+			_ = p.get(d, dev.Name)
+			return fmt.Errorf("pin_17 is %q at the device, desired true; %s", v, propertyStatus(d, "pin_17"))
+		}
+		return nil
+	})
+	if writes := w.to(dev.Name, "pin_17"); len(writes) != 3 {
+		t.Errorf("%d writes reached the device, want 3 (true, false, true): %+v", len(writes), writes)
+	}
+}

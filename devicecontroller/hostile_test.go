@@ -135,7 +135,7 @@ func TestHostileObjectsGetAnAnswerAndOthersKeepSyncing(t *testing.T) {
 // Every hostile object the bridge accepted can be deleted again, from the
 // cluster and from EdgeX: nothing is left stuck behind its finalizer.
 //
-// BUG (found by this test; fails today): a managed device whose EdgeX
+// Found by this test (fixed): a managed device whose EdgeX
 // name is ".." (or holds a NUL) is created in EdgeX, because the batch add
 // carries names in the body, but can never be deleted: edgex's nameParam
 // refuses the name in the DELETE path (KindInvalid), reconcileDelete treats

@@ -33,10 +33,17 @@ type itemStatus struct {
 // maps (protocols, attributes, tags) keep their exact text, and refuses
 // anything after the value.
 func decodeJSON(data []byte, v any) error {
+	if n := longestNumber(data); n > maxNumberLength {
+		// encoding/json would copy such a literal several times over
+		// before refusing it; no EdgeX field needs it.
+		return fmt.Errorf("a JSON number of %d characters", n)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {
-		return err
+		// encoding/json quotes whole literals in its errors: a hostile
+		// number of megabytes would otherwise reach every log line.
+		return errors.New(shorten(err.Error()))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errors.New("data after the JSON value")
@@ -178,7 +185,7 @@ func errorFromAnswer(status int, body []byte) *Error {
 	e := &Error{Kind: KindForStatus(status), StatusCode: status}
 	var env envelope
 	if decodeJSON(body, &env) == nil && (env.Message != "" || env.StatusCode != 0) {
-		e.Message = env.Message
+		e.Message = shorten(env.Message)
 		return e
 	}
 	e.Message = http.StatusText(status)
@@ -186,6 +193,18 @@ func errorFromAnswer(status int, body []byte) *Error {
 		e.Message += "; answer was not EdgeX JSON: " + text
 	}
 	return e
+}
+
+// maxMessage bounds what an answer may put into an error: enough for any
+// message EdgeX writes, and a broken EdgeX cannot flood logs and conditions.
+const maxMessage = 1024
+
+// shorten caps a message at maxMessage bytes, saying how long it was.
+func shorten(msg string) string {
+	if len(msg) <= maxMessage {
+		return msg
+	}
+	return fmt.Sprintf("%s… (%d bytes in all)", strings.ToValidUTF8(msg[:maxMessage], ""), len(msg))
 }
 
 const maxExcerpt = 160
@@ -212,4 +231,36 @@ func excerpt(body []byte) string {
 		text = string([]rune(text)[:maxExcerpt]) + "…"
 	}
 	return text
+}
+
+// maxNumberLength is far beyond any number EdgeX writes (a float64 in full
+// takes 24 characters).
+const maxNumberLength = 400
+
+// longestNumber returns the length of the longest run of number characters
+// outside JSON strings, in one pass without allocating.
+func longestNumber(data []byte) int {
+	longest, run := 0, 0
+	inString, escaped := false, false
+	for _, c := range data {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString, run = true, 0
+		case c >= '0' && c <= '9', c == '-', c == '+', c == '.', c == 'e', c == 'E':
+			run++
+			longest = max(longest, run)
+		default:
+			run = 0
+		}
+	}
+	return longest
 }
