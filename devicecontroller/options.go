@@ -144,6 +144,10 @@ func CacheOptions(pool string, namespaces []string) cache.Options {
 		Namespaces: nsConfig,
 	}
 	return cache.Options{
+		// managedFields are a good part of each cached object and the
+		// bridge never reads them (its patches are merge patches): at
+		// 10,000 devices they were tens of megabytes.
+		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&v1alpha1.Device{}:        inPool,
 			&v1alpha1.DeviceService{}: inPool,
