@@ -142,13 +142,9 @@ func TestRotatedTokenIsReadFromTheFile(t *testing.T) {
 
 // A bridge whose token EdgeX rejects from the start must say so: objects
 // show Unauthorized (not "waiting for the first list"), and nothing is
-// imported or deleted on the strength of the refused lists.
-//
-// BUG (devicecontroller, found by this test): before the first complete
-// list, reconcileNormal reports ReasonCreating "waiting for the first
-// complete list of EdgeX" unless edgeHealth says EdgeX is unreachable; a
-// 401 is not "unreachable", and nothing else records why the lists fail,
-// so the Unauthorized reason never appears.
+// imported or deleted on the strength of the refused lists. (It found that
+// objects said only "waiting for the first complete list"; the edge view
+// now keeps why the list fails.)
 func TestTokenRejectedFromTheStartIsReported(t *testing.T) {
 	secret := newMountedSecret(t, "token", "wrong-token")
 	p := startPool(t, poolConfig{seedDemo: true, noBridge: true,

@@ -22,6 +22,11 @@ func Eventually(t testing.TB, timeout time.Duration, cond func(ctx context.Conte
 }
 
 // Wait is Eventually without a testing.TB, for helpers and TestMain.
+//
+// It returns the last error cond gave before the timeout: a poll that is cut
+// short by the timeout itself fails with "context deadline exceeded", which
+// hides why the condition did not hold, so such an error is reported only
+// when no earlier poll said more.
 func Wait(timeout time.Duration, cond func(ctx context.Context) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -29,10 +34,13 @@ func Wait(timeout time.Duration, cond func(ctx context.Context) error) error {
 	var last error
 	for {
 		callCtx, callCancel := context.WithTimeout(ctx, 10*time.Second)
-		last = cond(callCtx)
+		err := cond(callCtx)
 		callCancel()
-		if last == nil {
+		if err == nil {
 			return nil
+		}
+		if last == nil || ctx.Err() == nil {
+			last = err
 		}
 		select {
 		case <-ctx.Done():

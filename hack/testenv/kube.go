@@ -2,10 +2,14 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,6 +32,10 @@ type Kube struct {
 	Config *rest.Config
 	Scheme *runtime.Scheme
 	Client client.Client
+
+	// certDir holds the API server's certificates and flags across a
+	// restart (see StopAPIServer); removed by Stop.
+	certDir string
 }
 
 // Scheme holds the built-in kinds and the bridge's three kinds.
@@ -58,13 +66,20 @@ func StartKube(opts KubeOptions) (*Kube, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A certificate directory of our own survives StopAPIServer (envtest
+	// removes the one it makes itself), so that a restarted API server
+	// keeps its serving certificate and the clients stay valid.
+	certDir, err := os.MkdirTemp("", "edgebridge-apiserver-")
+	if err != nil {
+		return nil, fmt.Errorf("make the API server's certificate directory: %w", err)
+	}
 	scheme := Scheme()
 	env := &envtest.Environment{
 		Scheme:                scheme,
 		CRDDirectoryPaths:     append([]string{filepath.Join(RepoRoot(), "deploy", "crds")}, opts.ExtraCRDDirs...),
 		ErrorIfCRDPathMissing: true,
 		ControlPlane: envtest.ControlPlane{
-			APIServer: &envtest.APIServer{Path: apiserver},
+			APIServer: &envtest.APIServer{Path: apiserver, CertDir: certDir},
 			Etcd:      &envtest.Etcd{Path: etcd},
 		},
 		ControlPlaneStartTimeout: 2 * time.Minute,
@@ -78,6 +93,7 @@ func StartKube(opts KubeOptions) (*Kube, error) {
 		// Start fails after launching the processes when, say, a CRD is
 		// refused; stop them rather than leave them running.
 		_ = env.Stop()
+		_ = os.RemoveAll(certDir)
 		return nil, fmt.Errorf("start kube-apiserver and etcd: %w", err)
 	}
 	// Tests create objects in bursts; the default client-side limit of a
@@ -86,9 +102,10 @@ func StartKube(opts KubeOptions) (*Kube, error) {
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		_ = env.Stop()
+		_ = os.RemoveAll(certDir)
 		return nil, fmt.Errorf("client for envtest: %w", err)
 	}
-	return &Kube{Env: env, Config: cfg, Scheme: scheme, Client: c}, nil
+	return &Kube{Env: env, Config: cfg, Scheme: scheme, Client: c, certDir: certDir}, nil
 }
 
 // WebhookServerOptions are where the installed WebhookManifests send
@@ -101,7 +118,85 @@ func (k *Kube) WebhookServerOptions() webhook.Options {
 
 // Stop stops the control plane.
 func (k *Kube) Stop() error {
-	return k.Env.Stop()
+	err := k.Env.Stop()
+	_ = os.RemoveAll(k.certDir)
+	return err
+}
+
+// StopAPIServer stops kube-apiserver and leaves etcd running; clients see
+// connection errors until StartAPIServer. It sends SIGTERM, as a rolling
+// restart of a control plane does, and SIGKILL after a grace period:
+// kube-apiserver's graceful shutdown waits up to its request timeout (a
+// minute) for open watches to end, which tests should not wait for.
+func (k *Kube) StopAPIServer(grace time.Duration) error {
+	pid, err := k.apiServerPID()
+	if err != nil {
+		return err
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		return fmt.Errorf("stop kube-apiserver: %w", err)
+	}
+	if waitForExit(pid, grace) {
+		return nil
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("kill kube-apiserver: %w", err)
+	}
+	if !waitForExit(pid, 10*time.Second) {
+		return fmt.Errorf("kube-apiserver (pid %d) outlived SIGKILL", pid)
+	}
+	return nil
+}
+
+// apiServerPID finds this Kube's kube-apiserver by its certificate
+// directory, which is its own; envtest does not expose the process.
+func (k *Kube) apiServerPID() (int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, fmt.Errorf("find kube-apiserver: %w", err)
+	}
+	flag := "--cert-dir=" + k.certDir + "\x00"
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(cmdline), flag) && strings.Contains(string(cmdline), "kube-apiserver") {
+			return pid, nil
+		}
+	}
+	return 0, fmt.Errorf("no kube-apiserver running with %s", strings.TrimSuffix(flag, "\x00"))
+}
+
+// waitForExit reports whether the process ended (and was reaped by
+// envtest, whose child it is) within d.
+func waitForExit(pid int, d time.Duration) bool {
+	return Wait(d, func(context.Context) error {
+		if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid))); err == nil {
+			return fmt.Errorf("kube-apiserver (pid %d) still running", pid)
+		}
+		return nil
+	}) == nil
+}
+
+// StartAPIServer starts kube-apiserver again after StopAPIServer, against
+// the same etcd, on the same port, with the same serving certificate and
+// client CA, so that every rest.Config made before still works. It returns
+// once the API server is healthy and serves the bridge's kinds again (the
+// CRDs are read back from etcd after the health check passes).
+func (k *Kube) StartAPIServer() error {
+	if err := k.Env.ControlPlane.APIServer.Start(); err != nil {
+		return fmt.Errorf("start kube-apiserver again: %w", err)
+	}
+	return Wait(DefaultTimeout, func(ctx context.Context) error {
+		for _, list := range []client.ObjectList{&v1alpha1.DeviceList{}, &v1alpha1.DeviceServiceList{}, &v1alpha1.DeviceProfileList{}} {
+			if err := k.Client.List(ctx, list, client.Limit(1)); err != nil {
+				return fmt.Errorf("the restarted API server does not serve %T yet: %w", list, err)
+			}
+		}
+		return nil
+	})
 }
 
 var namespaceSeq atomic.Int64
