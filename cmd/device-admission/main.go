@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -26,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/edgebridge/edgebridge/api/v1alpha1"
+	"github.com/edgebridge/edgebridge/cmd/internal/cmdline"
 	"github.com/edgebridge/edgebridge/devicecontroller/admission"
 )
 
@@ -42,7 +42,7 @@ func parseFlags() (*flags, *zap.Options) {
 	fs := flag.CommandLine
 	// --kubeconfig is controller-runtime's own flag (ctrl.GetConfig); it
 	// registers it on the command line when its package loads.
-	fs.StringVar(&f.namespaces, "namespaces", envOr("POD_NAMESPACE", "default"),
+	fs.StringVar(&f.namespaces, "namespaces", cmdline.EnvOr("POD_NAMESPACE", "default"),
 		"comma-separated namespaces whose devices are checked; empty means all; $POD_NAMESPACE when set")
 	fs.StringVar(&f.certDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory holding tls.crt and tls.key; reloaded when they change")
 	fs.StringVar(&f.host, "host", "", "address the webhook listens on; empty means all")
@@ -71,7 +71,7 @@ func run(ctx context.Context, f *flags) error {
 		return fmt.Errorf("load Kubernetes client configuration: %w", err)
 	}
 	cfg.UserAgent = "edgebridge-device-admission"
-	namespaces := splitList(f.namespaces)
+	namespaces := cmdline.SplitList(f.namespaces)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme(),
 		Cache:                  admission.CacheOptions(namespaces),
@@ -125,21 +125,4 @@ func cacheSynced(c cache.Cache) healthz.Checker {
 		}
 		return nil
 	}
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func envOr(key, fallback string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return fallback
 }

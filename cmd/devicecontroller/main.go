@@ -27,6 +27,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/edgebridge/edgebridge/api/v1alpha1"
+	"github.com/edgebridge/edgebridge/cmd/internal/cmdline"
 	"github.com/edgebridge/edgebridge/devicecontroller"
 	"github.com/edgebridge/edgebridge/edgex"
 	"github.com/edgebridge/edgebridge/edgex/messagebus"
@@ -69,7 +70,7 @@ func parseFlags() (*flags, *zap.Options) {
 	fs := flag.CommandLine
 	fs.StringVar(&f.nodePool, "nodepool", "", "node pool this bridge serves; empty means the "+v1alpha1.NodePoolLabel+" label of --node-name")
 	fs.StringVar(&f.nodeName, "node-name", os.Getenv("NODE_NAME"), "node the bridge runs on, to discover its pool; defaults to $NODE_NAME")
-	fs.StringVar(&f.namespaces, "namespaces", envOr("POD_NAMESPACE", "default"), "comma-separated namespaces to watch; imported objects go to the first; defaults to $POD_NAMESPACE when set")
+	fs.StringVar(&f.namespaces, "namespaces", cmdline.EnvOr("POD_NAMESPACE", "default"), "comma-separated namespaces to watch; imported objects go to the first; defaults to $POD_NAMESPACE when set")
 	fs.Float64Var(&f.kubeQPS, "kube-api-qps", 200, "client-side limit on API server requests per second")
 	fs.IntVar(&f.kubeBurst, "kube-api-burst", 400, "client-side burst of API server requests")
 
@@ -147,7 +148,7 @@ func run(ctx context.Context, f *flags) error {
 	}
 	cfg.UserAgent, cfg.QPS, cfg.Burst = userAgent, float32(f.kubeQPS), f.kubeBurst
 
-	namespaces := splitList(f.namespaces)
+	namespaces := cmdline.SplitList(f.namespaces)
 	pool, err := resolveNodePool(ctx, cfg, f.nodePool, f.nodeName)
 	if err != nil {
 		return err
@@ -346,23 +347,6 @@ func resolveNodePool(ctx context.Context, cfg *rest.Config, pool, node string) (
 		return p, nil
 	}
 	return "", fmt.Errorf("node %s has no %s label; set --nodepool", node, v1alpha1.NodePoolLabel)
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func envOr(key, fallback string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return fallback
 }
 
 func versionString() string {
