@@ -201,6 +201,12 @@ func (s *edgeSync[O, E]) deleteMirror(ctx context.Context, obj O, evidence strin
 		return fmt.Errorf("delete %s %s after %s: %w", s.kind.Name, objectKey(obj), evidence, err)
 	}
 	s.metrics.edgeDeletions.WithLabelValues(s.metrics.pool, s.kind.Name).Inc()
+	// Without its finalizer the object never passes through reconcileDelete,
+	// so what the bridge keeps for it (reading series, command state) is
+	// dropped here.
+	if s.rec.onDelete != nil {
+		s.rec.onDelete(obj)
+	}
 	s.normal(obj, "DeletedAtEdge", "Delete", fmt.Sprintf("deleted because of %s", evidence))
 	return nil
 }

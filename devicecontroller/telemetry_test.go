@@ -337,6 +337,35 @@ func TestReadingSeriesFollowTheirDevices(t *testing.T) {
 	seriesAre(sensor.Name, 1)
 }
 
+// An imported device deleted at the edge takes its reading series with
+// it, as a Device deleted in the cloud does.
+func TestReadingSeriesGoWithDevicesDeletedAtTheEdge(t *testing.T) {
+	p := startPool(t, poolConfig{seedDemo: true})
+	sensor := simulator.DemoDevices()[1].Name
+	name := convert.KubeName(p.name, sensor)
+	waitFor(p, &v1alpha1.Device{}, name, func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
+	if err := p.sim.PublishReadings(context.Background(), sensor, map[string]string{"temperature": "19.5", "humidity": "55"}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
+		if got := readingSeries(t, p.name, name); got != 2 {
+			return fmt.Errorf("%s has %d reading series, want 2", name, got)
+		}
+		return nil
+	})
+
+	if err := p.sim.DeleteDevice(sensor); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(p, &v1alpha1.Device{}, name)
+	testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
+		if got := readingSeries(t, p.name, name); got != 0 {
+			return fmt.Errorf("%s, deleted at the edge, still has %d reading series", name, got)
+		}
+		return nil
+	})
+}
+
 // readingSeries counts a device's reading gauges in one pool.
 func readingSeries(t *testing.T, pool, device string) int {
 	t.Helper()
