@@ -198,6 +198,12 @@ func (b *Bridge) listen(ctx context.Context) error {
 		return nil
 	}
 	err := b.edge.Bus.SubscribeSystemEvents(b.onSystemEvent, func(topic string, err error) {
+		if b.dropped("system-event", err) {
+			// The lost events were changes the bridge now does not know
+			// of; a full list finds them.
+			b.resync.trigger()
+			return
+		}
 		b.metrics.decodeErrors.WithLabelValues(b.metrics.pool, "system-event").Inc()
 		b.log.V(1).Info("undecodable system event", "topic", topic, "error", err.Error())
 	})
@@ -205,6 +211,11 @@ func (b *Bridge) listen(ctx context.Context) error {
 		return fmt.Errorf("subscribe to EdgeX system events: %w", err)
 	}
 	err = b.edge.Bus.SubscribeEvents(b.telemetry.onEvent, func(topic string, err error) {
+		// A lost reading is repaired by the device's next event, so a drop
+		// is counted and logged only.
+		if b.dropped("event", err) {
+			return
+		}
 		b.metrics.decodeErrors.WithLabelValues(b.metrics.pool, "event").Inc()
 		b.log.V(1).Info("undecodable device event", "topic", topic, "error", err.Error())
 	})
@@ -227,6 +238,18 @@ func (b *Bridge) listen(ctx context.Context) error {
 			connected = now
 		}
 	}
+}
+
+// dropped counts and logs messages the bus dropped because their handler
+// fell behind, and reports whether err was such a drop.
+func (b *Bridge) dropped(messageType string, err error) bool {
+	var drop *messagebus.DroppedError
+	if !errors.As(err, &drop) {
+		return false
+	}
+	b.metrics.messagesDropped.WithLabelValues(b.metrics.pool, messageType).Add(float64(drop.Count))
+	b.log.Info("message bus handler fell behind; messages dropped", "type", messageType, "dropped", drop.Count)
+	return true
 }
 
 func (b *Bridge) onSystemEvent(_ string, se messagebus.SystemEvent) {

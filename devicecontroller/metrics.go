@@ -30,6 +30,7 @@ type metrics struct {
 	eventsReceived  *prometheus.CounterVec
 	readings        *prometheus.CounterVec
 	decodeErrors    *prometheus.CounterVec
+	messagesDropped *prometheus.CounterVec
 	unknownDevices  *prometheus.CounterVec
 	statusWrites    *prometheus.CounterVec
 	readingValue    *prometheus.GaugeVec
@@ -87,6 +88,9 @@ func newMetrics(pool string) *metrics {
 			decodeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "edgebridge_decode_errors_total", Help: "Messages that could not be decoded, by message type.",
 			}, []string{"pool", "type"}),
+			messagesDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "edgebridge_messages_dropped_total", Help: "Bus messages dropped because their handler fell behind, by message type.",
+			}, []string{"pool", "type"}),
 			unknownDevices: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "edgebridge_events_unknown_device_total", Help: "Device events for devices that have no Device object.",
 			}, []string{"pool"}),
@@ -119,7 +123,7 @@ func newMetrics(pool string) *metrics {
 		ctrlmetrics.Registry.MustRegister(
 			vecs.reconciles, vecs.reconcileSeconds, vecs.edgexFailures, vecs.edgeEvents,
 			vecs.resyncs, vecs.resyncSeconds, vecs.deletionsHeld, vecs.imports, vecs.edgeDeletions,
-			vecs.eventsReceived, vecs.readings, vecs.decodeErrors, vecs.unknownDevices, vecs.statusWrites,
+			vecs.eventsReceived, vecs.readings, vecs.decodeErrors, vecs.messagesDropped, vecs.unknownDevices, vecs.statusWrites,
 			vecs.readingValue, vecs.seriesDropped, vecs.commandsSent, vecs.commandsFailed, vecs.commandSeconds,
 			vecs.northboundSent, vecs.northboundError,
 		)
@@ -130,6 +134,7 @@ func newMetrics(pool string) *metrics {
 	// so that rates and alerts work before the first event.
 	for _, typ := range []string{"event", "system-event"} {
 		m.decodeErrors.WithLabelValues(pool, typ)
+		m.messagesDropped.WithLabelValues(pool, typ)
 	}
 	for _, c := range []*prometheus.CounterVec{m.eventsReceived, m.readings, m.unknownDevices, m.statusWrites, m.seriesDropped} {
 		c.WithLabelValues(pool)
