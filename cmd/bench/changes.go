@@ -30,6 +30,11 @@ type latencyPhase struct {
 	All         latencyStats            `json:"all"`
 	BySeries    map[string]latencyStats `json:"bySeries"`
 	OtherCores  float64                 `json:"otherProcessesCores"`
+	// SeenByWatch (cloud to edge only) is the time from each change's API
+	// call to the benchmark's own watch showing it: the API write and the
+	// watch delivery, which the bridge's watch waits for just the same.
+	SeenByWatch *latencyStats `json:"seenByWatch,omitempty"`
+	Split       *timeSplit    `json:"timeSplit,omitempty"`
 }
 
 func phaseResult(p *probe, rate float64, pr paceResult, failed int64, others float64, series ...string) latencyPhase {
@@ -99,6 +104,7 @@ func (p *pool) measureEdgeToCloud(ctx context.Context) latencyPhase {
 	defer cancel()
 
 	var failed, updates atomic.Int64
+	split := p.startSplit(ctx)
 	total := int(cfg.opRate * cfg.latencyWindow.Seconds())
 	run := pace(ctx, total, cfg.opRate, 4, func(_ context.Context, i int) {
 		var key string
@@ -136,7 +142,9 @@ func (p *pool) measureEdgeToCloud(ctx context.Context) latencyPhase {
 		logf("  edge->cloud: %d changes never showed: %v", pr.outstanding(), err)
 	}
 	others := p.rig.load.othersCores(time.Now().Add(-run.Elapsed), time.Now())
-	return phaseResult(pr, cfg.opRate, run, failed.Load(), others, "add", "update", "delete")
+	res := phaseResult(pr, cfg.opRate, run, failed.Load(), others, "add", "update", "delete")
+	res.Split = split.finish(ctx)
+	return res
 }
 
 // managedDevice is a Device created in the cloud, for commands.
@@ -167,8 +175,19 @@ func (p *pool) measureCloudToEdge(ctx context.Context) (latencyPhase, []managedD
 		return latencyPhase{}, nil, err
 	}
 	defer bus.Close()
+	seen := newProbe()
+	cancelWatch := p.watch.observe(func(ch deviceChange) {
+		switch ch.kind {
+		case deviceAdded:
+			seen.effect("create/"+ch.dev.Name, ch.at)
+		case deviceUpdated:
+			seen.effect("update/"+ch.dev.Name+"/"+ch.dev.Spec.Description, ch.at)
+		}
+	})
+	defer cancelWatch()
 
 	var failed atomic.Int64
+	split := p.startSplit(ctx)
 	lastUpdate := &lastKeys{keys: map[string]string{}}
 	total := int(cfg.opRate * cfg.latencyWindow.Seconds())
 	run := pace(ctx, total, cfg.opRate, 8, func(ctx context.Context, i int) {
@@ -181,7 +200,9 @@ func (p *pool) measureCloudToEdge(ctx context.Context) (latencyPhase, []managedD
 			if name, ok := created.pop(); ok {
 				created.push(name)
 				if desc := fmt.Sprintf("cloud update %d", i); lastUpdate.claim(pr, name, "update/"+name+"/"+desc) {
+					seen.cause("update/"+name+"/"+desc, "update")
 					if err := p.updateDescription(ctx, pr, name, desc); err != nil {
+						seen.forget("update/" + name + "/" + desc)
 						failed.Add(1)
 					}
 					return
@@ -194,8 +215,10 @@ func (p *pool) measureCloudToEdge(ctx context.Context) (latencyPhase, []managedD
 		profilesMu.Unlock()
 		key := "create/" + d.Name
 		pr.cause(key, "create")
+		seen.cause(key, "create")
 		if err := p.rig.client.Create(ctx, d); err != nil {
 			pr.forget(key)
+			seen.forget(key)
 			failed.Add(1)
 		}
 	})
@@ -207,7 +230,12 @@ func (p *pool) measureCloudToEdge(ctx context.Context) (latencyPhase, []managedD
 		targets = append(targets, managedDevice{name: name, profile: profiles[name]})
 	}
 	others := p.rig.load.othersCores(time.Now().Add(-run.Elapsed), time.Now())
-	return phaseResult(pr, cfg.opRate, run, failed.Load(), others, "create", "update"), targets, nil
+	res := phaseResult(pr, cfg.opRate, run, failed.Load(), others, "create", "update")
+	res.Split = split.finish(ctx)
+	seenStats := seen.stats("")
+	seenStats.SamplesMs = nil
+	res.SeenByWatch = &seenStats
+	return res, targets, nil
 }
 
 // lastKeys remembers each device's last change, so that a device gets a

@@ -31,6 +31,10 @@ type commandPhase struct {
 	// the watch and reconcile before it. Approximate: histogram buckets.
 	BridgeCommandMeanMs float64 `json:"bridgeCommandMeanMs"`
 	OtherCores          float64 `json:"otherProcessesCores"`
+	// SeenByWatch is the time from each patch to the benchmark's own
+	// watch showing it (see latencyPhase).
+	SeenByWatch *latencyStats `json:"seenByWatch,omitempty"`
+	Split       *timeSplit    `json:"timeSplit,omitempty"`
 }
 
 var errNoTargets = errors.New("no managed devices to command (the cloud-to-edge phase created none)")
@@ -47,6 +51,17 @@ func (p *pool) measureCommands(ctx context.Context, transport string, targets []
 	pr := newProbe()
 	cancel := p.sim.OnWrite(func(w simulator.Write) { pr.effect(commandKey(w.Device, w.Resource), w.At) })
 	defer cancel()
+	seen := newProbe()
+	cancelWatch := p.watch.observe(func(ch deviceChange) {
+		if ch.kind != deviceUpdated {
+			return
+		}
+		for res, prop := range ch.dev.Spec.DeviceProperties {
+			seen.effect(desiredKey(ch.dev.Name, res, prop.DesiredValue), ch.at)
+		}
+	})
+	defer cancelWatch()
+	split := p.startSplit(ctx)
 	before, err := p.bridge.metrics(ctx)
 	if err != nil {
 		return res, err
@@ -65,8 +80,11 @@ func (p *pool) measureCommands(ctx context.Context, transport string, targets []
 			if !claims.claimAs(pr, t.name, key, transport) {
 				continue
 			}
-			if err := p.setDesired(ctx, t.name, spec); err != nil {
+			value := p.nextDesired(t.name, spec)
+			seen.cause(desiredKey(t.name, spec.writable, value), transport)
+			if err := p.setDesired(ctx, t.name, spec.writable, value); err != nil {
 				pr.forget(key)
+				seen.forget(desiredKey(t.name, spec.writable, value))
 				failed.Add(1)
 			}
 			return
@@ -75,6 +93,10 @@ func (p *pool) measureCommands(ctx context.Context, transport string, targets []
 	if err := pr.settle(ctx, settleTimeout); err != nil {
 		logf("  commands (%s): %d never reached the device: %v", transport, pr.outstanding(), err)
 	}
+	res.Split = split.finish(ctx)
+	seenStats := seen.stats("")
+	seenStats.SamplesMs = nil
+	res.SeenByWatch = &seenStats
 	after, err := p.bridge.metrics(ctx)
 	if err != nil {
 		return res, err
@@ -105,9 +127,13 @@ func (l *lastKeys) claimAs(pr *probe, device, key, series string) bool {
 	return true
 }
 
-// setDesired is `kubectl patch device`: a desired value for the profile's
-// writable resource that differs from what the device holds.
-func (p *pool) setDesired(ctx context.Context, device string, spec profileSpec) error {
+func desiredKey(device, resource, value string) string {
+	return "desired/" + device + "/" + resource + "/" + value
+}
+
+// nextDesired is a value for the profile's writable resource that differs
+// from what the device holds.
+func (p *pool) nextDesired(device string, spec profileSpec) string {
 	current, _ := p.sim.Value(device, spec.writable)
 	valueType := ""
 	for _, r := range spec.resources {
@@ -115,9 +141,13 @@ func (p *pool) setDesired(ctx context.Context, device string, spec profileSpec) 
 			valueType = r.valueType
 		}
 	}
-	value := nextCommandValue(valueType, current)
+	return nextCommandValue(valueType, current)
+}
+
+// setDesired is `kubectl patch device`: a desired value for one resource.
+func (p *pool) setDesired(ctx context.Context, device, resource, value string) error {
 	body, err := json.Marshal(map[string]any{"spec": map[string]any{"deviceProperties": map[string]any{
-		spec.writable: map[string]string{"name": spec.writable, "desiredValue": value},
+		resource: map[string]string{"name": resource, "desiredValue": value},
 	}}})
 	if err != nil {
 		return err

@@ -136,3 +136,48 @@ func FuzzParseScrape(f *testing.F) {
 		}
 	})
 }
+
+// The time split divides each histogram's new time by its new
+// observations, per queue or per API request kind; reads, leases and
+// histograms with nothing new are left out.
+func TestTimeSplitMeans(t *testing.T) {
+	before, err := parseScrape(strings.NewReader(`
+workqueue_queue_duration_seconds_sum{controller="device-bench",name="device-bench"} 1
+workqueue_queue_duration_seconds_count{controller="device-bench",name="device-bench"} 10
+workqueue_queue_duration_seconds_sum{name="edge-Device"} 0.5
+workqueue_queue_duration_seconds_count{name="edge-Device"} 5
+apiserver_request_duration_seconds_sum{group="iot.openyurt.io",resource="devices",subresource="status",verb="PATCH"} 2
+apiserver_request_duration_seconds_count{group="iot.openyurt.io",resource="devices",subresource="status",verb="PATCH"} 100
+apiserver_request_duration_seconds_sum{group="iot.openyurt.io",resource="devices",subresource="",verb="LIST"} 9
+apiserver_request_duration_seconds_count{group="iot.openyurt.io",resource="devices",subresource="",verb="LIST"} 3
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := parseScrape(strings.NewReader(`
+workqueue_queue_duration_seconds_sum{controller="device-bench",name="device-bench"} 3
+workqueue_queue_duration_seconds_count{controller="device-bench",name="device-bench"} 20
+workqueue_queue_duration_seconds_sum{name="edge-Device"} 0.5
+workqueue_queue_duration_seconds_count{name="edge-Device"} 5
+apiserver_request_duration_seconds_sum{group="iot.openyurt.io",resource="devices",subresource="status",verb="PATCH"} 2.5
+apiserver_request_duration_seconds_count{group="iot.openyurt.io",resource="devices",subresource="status",verb="PATCH"} 150
+apiserver_request_duration_seconds_sum{group="coordination.k8s.io",resource="leases",subresource="",verb="PUT"} 1
+apiserver_request_duration_seconds_count{group="coordination.k8s.io",resource="leases",subresource="",verb="PUT"} 4
+apiserver_request_duration_seconds_sum{group="iot.openyurt.io",resource="devices",subresource="",verb="LIST"} 19
+apiserver_request_duration_seconds_count{group="iot.openyurt.io",resource="devices",subresource="",verb="LIST"} 4
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	queues := histogramMeans(before, after, "workqueue_queue_duration_seconds", queueName)
+	if len(queues) != 1 || math.Abs(queues["device-bench"]-200) > 1e-9 {
+		t.Errorf("queue waits %v, want only device-bench at 200 ms", queues)
+	}
+	api := histogramMeans(before, after, "apiserver_request_duration_seconds", apiRequestName)
+	if len(api) != 1 || math.Abs(api["PATCH devices/status"]-10) > 1e-9 {
+		t.Errorf("API server means %v, want only PATCH devices/status at 10 ms", api)
+	}
+	if n := histogramCounts(before, after, "apiserver_request_duration_seconds", apiRequestName); n["PATCH devices/status"] != 50 || len(n) != 1 {
+		t.Errorf("API server counts %v, want PATCH devices/status 50", n)
+	}
+}

@@ -375,11 +375,26 @@ func (r *results) details() string {
 		for _, name := range sortedKeys(ph.p.BySeries) {
 			fmt.Fprintf(&b, " %s %s;", name, describeLatency(ph.p.BySeries[name]))
 		}
+		if ph.p.SeenByWatch != nil {
+			fmt.Fprintf(&b, " API write to the benchmark's own watch showing it: %s;", describeLatency(*ph.p.SeenByWatch))
+		}
+		if ph.p.Split != nil {
+			fmt.Fprintf(&b, " where the time went: %s.", ph.p.Split)
+		}
 		b.WriteString("\n")
 	}
 	for _, c := range r.Commands {
 		fmt.Fprintf(&b, "- Commands over %s: %d to %d managed devices in %s; the bridge's own send-to-answer mean %s; other processes %.2f cores.\n",
 			c.Transport, c.Commands, c.Targets, secs(c.WindowSeconds), ms(c.BridgeCommandMeanMs), c.OtherCores)
+		if c.SeenByWatch != nil {
+			fmt.Fprintf(&b, "  Patch to the benchmark's own watch showing it: %s.", describeLatency(*c.SeenByWatch))
+		}
+		if c.Split != nil {
+			fmt.Fprintf(&b, " Where the time went: %s.", c.Split)
+		}
+		if c.SeenByWatch != nil || c.Split != nil {
+			b.WriteString("\n")
+		}
 	}
 	if rs := r.Restart; rs != nil {
 		fmt.Fprintf(&b, "- Restart at full size (for --command-transport=%s): ready after %s, idle after %s; API writes %s; EdgeX requests %s.\n",
