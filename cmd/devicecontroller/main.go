@@ -129,7 +129,16 @@ func parseFlags() (*flags, *zap.Options) {
 	return f, zapOpts
 }
 
+// defaultGCPercent replaces Go's GOGC=100 unless GOGC is set. make bench
+// at 10,000 devices found a live heap of 88 MB in an RSS of 239 MB: the
+// rest was the collector's headroom. Half the headroom costs a few
+// hundredths of a core, and edge nodes are shorter of memory than of CPU.
+const defaultGCPercent = 50
+
 func main() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(defaultGCPercent)
+	}
 	f, zapOpts := parseFlags()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(zapOpts)))
 	log := ctrl.Log.WithName("setup")
