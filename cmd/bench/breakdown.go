@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // timeSplit is where a latency phase's time went, from the histograms the
@@ -35,12 +36,20 @@ type splitProbe struct {
 	bridgeProc         procSample
 	apiProc, etcdProc  procSample
 	bridgeErr, apisErr error
+	// profiles finish with the CPU profiles of the bridge and the API
+	// server taken over the phase (with -pprof).
+	profiles []<-chan error
 }
 
 // startSplit reads the counters a timeSplit needs; a failed read leaves
-// that part of the split empty rather than failing the phase.
-func (p *pool) startSplit(ctx context.Context) *splitProbe {
+// that part of the split empty rather than failing the phase. With -pprof
+// it also profiles the bridge and the API server for window, into files
+// named after the phase.
+func (p *pool) startSplit(ctx context.Context, phase string, window time.Duration) *splitProbe {
 	s := &splitProbe{p: p, bridgeProc: p.bridge.sample()}
+	s.profiles = append(s.profiles,
+		p.bridge.cpuProfile(ctx, window, p.profilePath(phase)),
+		p.rig.apiserverCPUProfile(ctx, window, p.profilePath(phase+"-apiserver")))
 	s.apiProc, s.etcdProc = p.rig.controlPlane()
 	s.bridge, s.bridgeErr = p.bridge.metrics(ctx)
 	s.apiserver, s.apisErr = p.rig.apiserverMetrics(ctx)
@@ -65,6 +74,11 @@ func (s *splitProbe) finish(ctx context.Context) *timeSplit {
 		out.APIServerRequests = histogramCounts(s.apiserver, after, "apiserver_request_duration_seconds", apiRequestName)
 	} else {
 		logf("  time split: API server metrics unreadable: %v", firstErr(s.apisErr, err))
+	}
+	for _, done := range s.profiles {
+		if err := <-done; err != nil {
+			logf("  profile: %v", err)
+		}
 	}
 	return out
 }

@@ -227,13 +227,19 @@ func (b *bridgeProc) heapProfile(ctx context.Context, path string) error {
 }
 
 func fetchToFile(ctx context.Context, url, path string, timeout time.Duration) error {
+	return fetchToFileWith(ctx, http.DefaultClient, url, path, timeout)
+}
+
+// fetchToFileWith is fetchToFile through a given client (the API server's
+// needs its credentials).
+func fetchToFileWith(ctx context.Context, c *http.Client, url, path string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", url, err)
 	}

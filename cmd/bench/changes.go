@@ -104,7 +104,7 @@ func (p *pool) measureEdgeToCloud(ctx context.Context) latencyPhase {
 	defer cancel()
 
 	var failed, updates atomic.Int64
-	split := p.startSplit(ctx)
+	split := p.startSplit(ctx, "edge-to-cloud", cfg.latencyWindow)
 	total := int(cfg.opRate * cfg.latencyWindow.Seconds())
 	run := pace(ctx, total, cfg.opRate, 4, func(_ context.Context, i int) {
 		var key string
@@ -187,7 +187,7 @@ func (p *pool) measureCloudToEdge(ctx context.Context) (latencyPhase, []managedD
 	defer cancelWatch()
 
 	var failed atomic.Int64
-	split := p.startSplit(ctx)
+	split := p.startSplit(ctx, "cloud-to-edge", cfg.latencyWindow)
 	lastUpdate := &lastKeys{keys: map[string]string{}}
 	total := int(cfg.opRate * cfg.latencyWindow.Seconds())
 	run := pace(ctx, total, cfg.opRate, 8, func(ctx context.Context, i int) {

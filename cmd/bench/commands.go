@@ -61,7 +61,7 @@ func (p *pool) measureCommands(ctx context.Context, transport string, targets []
 		}
 	})
 	defer cancelWatch()
-	split := p.startSplit(ctx)
+	split := p.startSplit(ctx, "commands-"+transport, cfg.commandWindow)
 	before, err := p.bridge.metrics(ctx)
 	if err != nil {
 		return res, err

@@ -126,6 +126,22 @@ func (r *rig) apiserverMetrics(ctx context.Context) (scrape, error) {
 	return scrapeURL(ctx, r.apiserver, strings.TrimSuffix(r.kube.Config.Host, "/")+"/metrics")
 }
 
+// apiserverCPUProfile records a CPU profile of the kube-apiserver for d
+// into path, in the background, when the benchmark profiles; wait for the
+// returned channel before reading the file.
+func (r *rig) apiserverCPUProfile(ctx context.Context, d time.Duration, path string) <-chan error {
+	done := make(chan error, 1)
+	if !r.cfg.pprof {
+		done <- nil
+		return done
+	}
+	go func() {
+		url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", strings.TrimSuffix(r.kube.Config.Host, "/"), max(1, int(d.Seconds())))
+		done <- fetchToFileWith(ctx, r.apiserver, url, path, d+30*time.Second)
+	}()
+	return done
+}
+
 // controlPlane samples the API server's and etcd's CPU and memory.
 func (r *rig) controlPlane() (apiserver, etcd procSample) {
 	apiserver, _ = sampleProc(r.apiserverPID)
