@@ -204,7 +204,8 @@ func TestThroughputSearch(t *testing.T) {
 		want                 float64
 		wantGeneratorLimited bool
 	}{
-		{"the bridge is the limit", 30000, upTo(1e6), 20000, false},
+		{"the bridge is the limit", 30000, upTo(1e6), 30000, false},
+		{"the limit between two probes", 26000, upTo(1e6), 25000, false},
 		{"the bridge cannot take the first probe", 3000, upTo(1e6), 2500, false},
 		{"the generator falls short of the first probe", 1e6, upTo(4000), 4000, true},
 		{"the generator falls short above a rate already held", 1e6, upTo(30000), 30000, true},

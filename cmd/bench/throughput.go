@@ -68,19 +68,23 @@ func (p *pool) measureThroughput(ctx context.Context, gen *telemetryGen) through
 }
 
 // searchRates looks for the highest rate with short probes that double the
-// rate from start (or halve it, if start fails), then holds the best for
-// the full window, stepping down by a quarter if it cannot be held. A
-// generator that cannot publish a rate the bridge kept up with caps the
-// result, marked generator-limited; it says nothing against lower rates
-// already held.
+// rate from start (or halve it, if start fails), narrows the gap between
+// the best rate and the first the bridge could not take with two probes
+// halfway between, then holds the best for the full window, stepping down
+// by a quarter if it cannot be held. A generator that cannot publish a
+// rate the bridge kept up with caps the result, marked generator-limited;
+// it says nothing against lower rates already held.
 func searchRates(ctx context.Context, start float64, res *throughputResult, probe, hold func(rate float64) throughputTrial) {
-	best := 0.0
+	best, tooMuch := 0.0, 0.0
 	for rate := start; rate <= 1e6 && ctx.Err() == nil; rate *= 2 {
 		t := probe(rate)
 		res.Probes = append(res.Probes, t)
 		if !t.Passed {
 			if t.GeneratorLimited && t.keptUp() && t.AchievedPerSecond > best {
 				best, res.GeneratorLimited = t.AchievedPerSecond, true
+			}
+			if !t.GeneratorLimited {
+				tooMuch = rate
 			}
 			break
 		}
@@ -91,6 +95,23 @@ func searchRates(ctx context.Context, start float64, res *throughputResult, prob
 		res.Probes = append(res.Probes, t)
 		if t.Passed {
 			best = rate
+		} else if !t.GeneratorLimited {
+			tooMuch = rate
+		}
+	}
+	// Doubling leaves the limit anywhere in a factor of two.
+narrow:
+	for i := 0; i < 2 && best > 0 && tooMuch > best && ctx.Err() == nil; i++ {
+		rate := math.Round((best + tooMuch) / 2)
+		t := probe(rate)
+		res.Probes = append(res.Probes, t)
+		switch {
+		case t.Passed:
+			best = rate
+		case !t.GeneratorLimited:
+			tooMuch = rate
+		default:
+			break narrow // the generator, not the bridge, fell short
 		}
 	}
 	for attempt := 0; attempt < 3 && best > 0 && ctx.Err() == nil; attempt++ {
