@@ -46,17 +46,31 @@ type reconciler[O client.Object, E any] struct {
 	// edgeGone hands an EdgeX name to the edge queue, which decides whether
 	// its object may be deleted.
 	edgeGone func(name string)
+	// writes keeps a reconcile from acting on a cached copy older than the
+	// reconciler's own last write.
+	writes ownWrites
 }
 
 func (r *reconciler[O, E]) Reconcile(ctx context.Context, req reconcile.Request) (res reconcile.Result, err error) {
 	obj := r.kind.newObject()
 	if err := r.client.Get(ctx, req.NamespacedName, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.writes.forget(req.NamespacedName)
+		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if r.writes.behind(req.NamespacedName, obj.GetResourceVersion()) {
+		return reconcile.Result{RequeueAfter: cacheCatchUp}, nil
 	}
 	defer r.metrics.observeReconcile(r.kind.Name, time.Now(), &err)
 	before := obj.DeepCopyObject().(O)
+	cachedVersion := obj.GetResourceVersion()
 	defer func() {
 		err = errors.Join(err, r.patchStatus(ctx, before, obj))
+		// Writes update obj from the API server's answer.
+		if rv := obj.GetResourceVersion(); rv != cachedVersion {
+			r.writes.record(req.NamespacedName, rv)
+		}
 	}()
 	if !obj.GetDeletionTimestamp().IsZero() {
 		return r.reconcileDelete(ctx, obj)
