@@ -80,6 +80,13 @@ func (r *reconciler[O, E]) Reconcile(ctx context.Context, req reconcile.Request)
 
 func (r *reconciler[O, E]) reconcileNormal(ctx context.Context, obj O) (reconcile.Result, error) {
 	name := v1alpha1.EdgeXName(obj)
+	if !hasBridgeFinalizer(obj) && r.goneAtEdge(obj, name) {
+		// The edge queue is deleting it, finalizer first (deleteMirror).
+		// Putting the finalizer back here would turn that deletion into
+		// the cloud-side kind, which deletes by name in EdgeX, where a new
+		// object of that name may exist by now.
+		return reconcile.Result{}, nil
+	}
 	if err := r.ensureMetadata(ctx, obj, name); err != nil {
 		return reconcile.Result{}, err
 	}
@@ -119,6 +126,16 @@ func (r *reconciler[O, E]) reconcileNormal(ctx context.Context, obj O) (reconcil
 	default:
 		return r.mirror(ctx, obj, edge)
 	}
+}
+
+// goneAtEdge reports whether obj is an imported object whose EdgeX
+// original a complete view no longer has.
+func (r *reconciler[O, E]) goneAtEdge(obj O, name string) bool {
+	if r.kind.managed(obj) || r.awaitingCreation(obj) || !r.view.Complete() {
+		return false
+	}
+	_, exists := r.view.Get(name)
+	return !exists
 }
 
 // awaitingCreation reports whether obj was applied in the cloud with
@@ -358,6 +375,9 @@ func hasBridgeFinalizer(obj client.Object) bool {
 // removeFinalizers removes the bridge's finalizer and the ones it adopted
 // from yurt-iot-dock, and nothing else.
 func (r *shared) removeFinalizers(ctx context.Context, obj client.Object) error {
+	if !hasBridgeFinalizer(obj) {
+		return nil
+	}
 	patch := client.MergeFromWithOptions(obj.DeepCopyObject().(client.Object), client.MergeFromWithOptimisticLock{})
 	controllerutil.RemoveFinalizer(obj, v1alpha1.Finalizer)
 	for _, f := range v1alpha1.LegacyFinalizers {
