@@ -216,6 +216,7 @@ func TestThroughputSearch(t *testing.T) {
 			return rate
 		}, 20000, false},
 		{"a generator within 5% of a rate reaches it", 1e6, upTo(19500), 19500, false},
+		{"the bridge falls behind a generator that also falls short", 26000, upTo(30500), 25250, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -313,6 +314,19 @@ func TestPaceRunsEveryActionOnce(t *testing.T) {
 // The fleet is valid EdgeX: the simulator, which validates with
 // go-mod-core-contracts, takes it, and devices cover every service and
 // profile.
+// The rate a run published at is judged over its schedule, not over the
+// time its last, slow action took to finish.
+func TestPaceSpanLeavesOutTheLastActionsDuration(t *testing.T) {
+	const work = 30 * time.Millisecond
+	res := pace(context.Background(), 50, 1000, 50, func(context.Context, int) { time.Sleep(work) })
+	if res.Span < 50*time.Millisecond {
+		t.Errorf("span %s is shorter than the 50 ms schedule", res.Span)
+	}
+	if res.Span > res.Elapsed-work+time.Millisecond {
+		t.Errorf("span %s includes the last action's %s (elapsed %s)", res.Span, work, res.Elapsed)
+	}
+}
+
 func TestFleetIsValidEdgeX(t *testing.T) {
 	sim := simulator.New(simulator.Options{})
 	if err := seedFleet(sim, 18); err != nil {

@@ -14,6 +14,12 @@ type paceResult struct {
 	// MaxLate is how far behind its due time the latest action started: a
 	// load generator that falls behind measures itself, not the bridge.
 	MaxLate time.Duration
+	// Span runs from the start to one interval after the last action
+	// started: the time the schedule took, without the last action's own
+	// duration or the wait for workers to finish. Started/Span is the rate
+	// the run published at; Elapsed would understate it by a few
+	// milliseconds' worth whatever the generator managed.
+	Span time.Duration
 }
 
 // pace runs fn(i) for i in [0, total), action i at start + i/perSecond, on
@@ -24,6 +30,7 @@ func pace(ctx context.Context, total int, perSecond float64, workers int, fn fun
 	var next atomic.Int64
 	var maxLate atomic.Int64
 	var started atomic.Int64
+	var lastStart atomic.Int64
 	var wg sync.WaitGroup
 	for range min(workers, max(total, 1)) {
 		wg.Add(1)
@@ -49,6 +56,13 @@ func pace(ctx context.Context, total int, perSecond float64, workers int, fn fun
 					return
 				}
 				late := time.Since(due)
+				at := int64(time.Since(start))
+				for {
+					cur := lastStart.Load()
+					if at <= cur || lastStart.CompareAndSwap(cur, at) {
+						break
+					}
+				}
 				for {
 					cur := maxLate.Load()
 					if int64(late) <= cur || maxLate.CompareAndSwap(cur, int64(late)) {
@@ -61,5 +75,9 @@ func pace(ctx context.Context, total int, perSecond float64, workers int, fn fun
 		}()
 	}
 	wg.Wait()
-	return paceResult{Started: int(started.Load()), Elapsed: time.Since(start), MaxLate: time.Duration(maxLate.Load())}
+	res := paceResult{Started: int(started.Load()), Elapsed: time.Since(start), MaxLate: time.Duration(maxLate.Load())}
+	if res.Started > 0 {
+		res.Span = time.Duration(lastStart.Load()) + time.Duration(float64(time.Second)/perSecond)
+	}
+	return res
 }

@@ -83,8 +83,9 @@ func searchRates(ctx context.Context, start float64, res *throughputResult, prob
 			if t.GeneratorLimited && t.keptUp() && t.AchievedPerSecond > best {
 				best, res.GeneratorLimited = t.AchievedPerSecond, true
 			}
-			if !t.GeneratorLimited {
-				tooMuch = rate
+			if !t.keptUp() {
+				// The bridge fell behind whatever the generator managed.
+				tooMuch = min(rate, math.Round(t.AchievedPerSecond))
 			}
 			break
 		}
@@ -95,8 +96,8 @@ func searchRates(ctx context.Context, start float64, res *throughputResult, prob
 		res.Probes = append(res.Probes, t)
 		if t.Passed {
 			best = rate
-		} else if !t.GeneratorLimited {
-			tooMuch = rate
+		} else if !t.keptUp() {
+			tooMuch = min(rate, math.Round(t.AchievedPerSecond))
 		}
 	}
 	// Doubling leaves the limit anywhere in a factor of two.
@@ -108,8 +109,8 @@ narrow:
 		switch {
 		case t.Passed:
 			best = rate
-		case !t.GeneratorLimited:
-			tooMuch = rate
+		case !t.keptUp():
+			tooMuch = min(rate, math.Round(t.AchievedPerSecond))
 		default:
 			break narrow // the generator, not the bridge, fell short
 		}
@@ -163,7 +164,7 @@ func (p *pool) trial(ctx context.Context, gen *telemetryGen, rate float64, windo
 	}
 	<-lagDone
 	t.Published = int64(published())
-	t.WindowSeconds = run.Elapsed.Seconds()
+	t.WindowSeconds = run.Span.Seconds()
 	t.AchievedPerSecond = float64(t.Published) / t.WindowSeconds
 
 	drainStart := time.Now()

@@ -112,7 +112,7 @@ func (p *pool) transportTrial(ctx context.Context, gen *telemetryGen, messages *
 		return n >= events || time.Since(still) > time.Second, nil
 	})
 	selfAfter, brokerAfter := p.rig.generatorAndBroker()
-	t.WindowSeconds = run.Elapsed.Seconds()
+	t.WindowSeconds = run.Span.Seconds()
 	t.Published = events * int64(gen.perEvent)
 	t.Received = counted() * int64(gen.perEvent)
 	t.AchievedPerSecond = float64(t.Published) / t.WindowSeconds
