@@ -56,7 +56,9 @@ type settings struct {
 	SteadyWindow      string   `json:"steadyWindow"`
 	GrowthWindow      string   `json:"growthWindow"`
 	ThroughputWindow  string   `json:"throughputWindow"`
-	Profiling         bool     `json:"profiling"`
+	// EtcdDataDir is the filesystem under etcd's data: tmpfs or $TMPDIR.
+	EtcdDataDir string `json:"etcdDataDir"`
+	Profiling   bool   `json:"profiling"`
 	// Only are the rows -only asked for; empty when all were.
 	Only []string `json:"only,omitempty"`
 }
@@ -98,6 +100,7 @@ func newResults(cfg *config) *results {
 	return &results{
 		Mode: cfg.mode(), Devices: cfg.devices, StartedAt: time.Now(), GoVersion: runtime.Version(),
 		Settings: settings{
+			EtcdDataDir:  etcdDataDirName(),
 			BridgeBinary: cfg.bridgeBin, ExtraFlags: cfg.bridgeArgs, KubeAPIQPS: cfg.kubeQPS, KubeAPIBurst: cfg.kubeBurst,
 			StatusInterval: cfg.statusInterval.String(), ResyncPeriod: cfg.resyncPeriod.String(),
 			TelemetryInterval: cfg.telemetryInterval.String(), ChangingShare: cfg.changingShare,
@@ -327,7 +330,7 @@ func (r *results) markdown() string {
 	if len(r.Settings.ExtraFlags) > 0 {
 		fmt.Fprintf(&b, " `%s`", strings.Join(r.Settings.ExtraFlags, " "))
 	}
-	b.WriteString("; real kube-apiserver + etcd (envtest), mosquitto, EdgeX simulator, all on loopback.\n\n")
+	fmt.Fprintf(&b, "; real kube-apiserver + etcd (envtest, data in %s), mosquitto, EdgeX simulator, all on loopback.\n\n", r.Settings.EtcdDataDir)
 	b.WriteString("| # | measure | target | measured | result |\n|---|---|---|---|---|\n")
 	for _, rw := range r.Rows {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", rw.ID, rw.Measure, rw.Target, rw.Measured, rw.Result)
@@ -467,4 +470,12 @@ func (r *results) write(dir string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "latency.svg"), []byte(r.chart()), 0o644)
+}
+
+// etcdDataDirName says where the rig's etcd keeps its data, for the report.
+func etcdDataDirName() string {
+	if parent := etcdDataParent(); parent != "" {
+		return parent + " (tmpfs)"
+	}
+	return "$TMPDIR"
 }

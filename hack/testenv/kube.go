@@ -53,6 +53,9 @@ type KubeOptions struct {
 	// WebhookManifests, when set, are installed with envtest's local
 	// webhook serving (see envtest.WebhookInstallOptions).
 	WebhookManifests []string
+	// EtcdDataDir, when set, is where etcd keeps its data instead of a
+	// fresh directory under $TMPDIR; the caller owns and removes it.
+	EtcdDataDir string
 }
 
 // StartKube starts etcd and kube-apiserver and installs the CRDs. Call it
@@ -80,7 +83,7 @@ func StartKube(opts KubeOptions) (*Kube, error) {
 		ErrorIfCRDPathMissing: true,
 		ControlPlane: envtest.ControlPlane{
 			APIServer: &envtest.APIServer{Path: apiserver, CertDir: certDir},
-			Etcd:      &envtest.Etcd{Path: etcd},
+			Etcd:      &envtest.Etcd{Path: etcd, DataDir: opts.EtcdDataDir},
 		},
 		ControlPlaneStartTimeout: 2 * time.Minute,
 		ControlPlaneStopTimeout:  time.Minute,
