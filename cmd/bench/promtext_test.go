@@ -25,11 +25,17 @@ go_gc_duration_seconds{quantile="0.5"} 1.2e-05 1700000000000
 process_start_time_seconds 1.7e+09
 `
 
-func TestReadingTheCountersTheBenchmarkUses(t *testing.T) {
-	s, err := parseScrape(strings.NewReader(exposition))
+func mustParseScrape(t *testing.T, text string) scrape {
+	t.Helper()
+	s, err := parseScrape(strings.NewReader(text))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+func TestReadingTheCountersTheBenchmarkUses(t *testing.T) {
+	s := mustParseScrape(t, exposition)
 	cases := []struct {
 		name   string
 		metric string
@@ -60,10 +66,7 @@ func TestReadingTheCountersTheBenchmarkUses(t *testing.T) {
 // The API server's writes are counted by resource and subresource, reads
 // and the leases of its own heartbeat are not.
 func TestAPIWritesLeaveOutReadsAndLeases(t *testing.T) {
-	s, err := parseScrape(strings.NewReader(exposition))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustParseScrape(t, exposition)
 	got := apiWrites(s)
 	want := map[string]float64{"devices": 1000, "devices/status": 1003}
 	if len(got) != len(want) || got["devices"] != want["devices"] || got["devices/status"] != want["devices/status"] {
@@ -141,7 +144,7 @@ func FuzzParseScrape(f *testing.F) {
 // observations, per queue or per API request kind; reads, leases and
 // histograms with nothing new are left out.
 func TestTimeSplitMeans(t *testing.T) {
-	before, err := parseScrape(strings.NewReader(`
+	before := mustParseScrape(t, `
 workqueue_queue_duration_seconds_sum{controller="device-bench",name="device-bench"} 1
 workqueue_queue_duration_seconds_count{controller="device-bench",name="device-bench"} 10
 workqueue_queue_duration_seconds_sum{name="edge-Device"} 0.5
@@ -150,11 +153,8 @@ apiserver_request_duration_seconds_sum{group="iot.openyurt.io",resource="devices
 apiserver_request_duration_seconds_count{group="iot.openyurt.io",resource="devices",subresource="status",verb="PATCH"} 100
 apiserver_request_duration_seconds_sum{group="iot.openyurt.io",resource="devices",subresource="",verb="LIST"} 9
 apiserver_request_duration_seconds_count{group="iot.openyurt.io",resource="devices",subresource="",verb="LIST"} 3
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	after, err := parseScrape(strings.NewReader(`
+`)
+	after := mustParseScrape(t, `
 workqueue_queue_duration_seconds_sum{controller="device-bench",name="device-bench"} 3
 workqueue_queue_duration_seconds_count{controller="device-bench",name="device-bench"} 20
 workqueue_queue_duration_seconds_sum{name="edge-Device"} 0.5
@@ -165,10 +165,7 @@ apiserver_request_duration_seconds_sum{group="coordination.k8s.io",resource="lea
 apiserver_request_duration_seconds_count{group="coordination.k8s.io",resource="leases",subresource="",verb="PUT"} 4
 apiserver_request_duration_seconds_sum{group="iot.openyurt.io",resource="devices",subresource="",verb="LIST"} 19
 apiserver_request_duration_seconds_count{group="iot.openyurt.io",resource="devices",subresource="",verb="LIST"} 4
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	queues := histogramMeans(before, after, "workqueue_queue_duration_seconds", queueName)
 	if len(queues) != 1 || math.Abs(queues["device-bench"]-200) > 1e-9 {
 		t.Errorf("queue waits %v, want only device-bench at 200 ms", queues)
