@@ -105,6 +105,8 @@ type poolConfig struct {
 	busOptions func(*messagebus.Options)
 	// managerOptions adjusts the manager's options (leader election).
 	managerOptions func(*ctrl.Options)
+	// wrapBus stands between the bridge and its message bus client.
+	wrapBus func(devicecontroller.Bus) devicecontroller.Bus
 }
 
 func startPool(t *testing.T, cfg poolConfig) *pool {
@@ -204,9 +206,13 @@ func (p *pool) launchBridge() *replica {
 	if err := bus.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
+	var edgeBus devicecontroller.Bus = bus
+	if p.cfg.wrapBus != nil {
+		edgeBus = p.cfg.wrapBus(bus)
+	}
 	edge := devicecontroller.EdgeX{
 		Devices: meta.Devices, Services: meta.Services, Profiles: profileStore{meta.Profiles, meta},
-		Commands: cmd, Bus: bus, Ping: meta.Ping,
+		Commands: cmd, Bus: edgeBus, Ping: meta.Ping,
 	}
 	if p.opts.CommandTransport == "mqtt" {
 		edge.Commands = messagebus.Commander{Client: bus, RESTURL: cmd.URL}
