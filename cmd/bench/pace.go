@@ -55,20 +55,8 @@ func pace(ctx context.Context, total int, perSecond float64, workers int, fn fun
 				} else if ctx.Err() != nil {
 					return
 				}
-				late := time.Since(due)
-				at := int64(time.Since(start))
-				for {
-					cur := lastStart.Load()
-					if at <= cur || lastStart.CompareAndSwap(cur, at) {
-						break
-					}
-				}
-				for {
-					cur := maxLate.Load()
-					if int64(late) <= cur || maxLate.CompareAndSwap(cur, int64(late)) {
-						break
-					}
-				}
+				raiseTo(&maxLate, int64(time.Since(due)))
+				raiseTo(&lastStart, int64(time.Since(start)))
 				started.Add(1)
 				fn(ctx, i)
 			}
@@ -80,4 +68,14 @@ func pace(ctx context.Context, total int, perSecond float64, workers int, fn fun
 		res.Span = time.Duration(lastStart.Load()) + time.Duration(float64(time.Second)/perSecond)
 	}
 	return res
+}
+
+// raiseTo sets a to v if v is larger, whatever other goroutines store.
+func raiseTo(a *atomic.Int64, v int64) {
+	for {
+		cur := a.Load()
+		if v <= cur || a.CompareAndSwap(cur, v) {
+			return
+		}
+	}
 }
