@@ -84,8 +84,7 @@ func searchRates(ctx context.Context, start float64, res *throughputResult, prob
 				best, res.GeneratorLimited = t.AchievedPerSecond, true
 			}
 			if !t.keptUp() {
-				// The bridge fell behind whatever the generator managed.
-				tooMuch = min(rate, math.Round(t.AchievedPerSecond))
+				tooMuch = t.missedAt()
 			}
 			break
 		}
@@ -97,7 +96,7 @@ func searchRates(ctx context.Context, start float64, res *throughputResult, prob
 		if t.Passed {
 			best = rate
 		} else if !t.keptUp() {
-			tooMuch = min(rate, math.Round(t.AchievedPerSecond))
+			tooMuch = t.missedAt()
 		}
 	}
 	// Doubling leaves the limit anywhere in a factor of two.
@@ -110,7 +109,7 @@ narrow:
 		case t.Passed:
 			best = rate
 		case !t.keptUp():
-			tooMuch = min(rate, math.Round(t.AchievedPerSecond))
+			tooMuch = t.missedAt()
 		default:
 			break narrow // the generator, not the bridge, fell short
 		}
@@ -202,6 +201,13 @@ func (t *throughputTrial) judge(rate float64) {
 	default:
 		t.Passed = true
 	}
+}
+
+// missedAt is the rate a trial the bridge did not keep up with shows it
+// cannot take: the one requested, or less when the generator fell short,
+// since the bridge fell behind whatever the generator managed.
+func (t throughputTrial) missedAt() float64 {
+	return min(t.RequestedPerSecond, math.Round(t.AchievedPerSecond))
 }
 
 // keptUp says whether the bridge ingested everything that was published,
