@@ -90,6 +90,7 @@ func run(ctx context.Context, cfg *config) (*results, error) {
 		return res, err
 	}
 	defer r.stop()
+	res.Settings.EtcdDataDir = r.etcdDataPlace()
 
 	var physicalSeconds float64
 	if cfg.measures("1") {

@@ -100,7 +100,6 @@ func newResults(cfg *config) *results {
 	return &results{
 		Mode: cfg.mode(), Devices: cfg.devices, StartedAt: time.Now(), GoVersion: runtime.Version(),
 		Settings: settings{
-			EtcdDataDir:  etcdDataDirName(),
 			BridgeBinary: cfg.bridgeBin, ExtraFlags: cfg.bridgeArgs, KubeAPIQPS: cfg.kubeQPS, KubeAPIBurst: cfg.kubeBurst,
 			StatusInterval: cfg.statusInterval.String(), ResyncPeriod: cfg.resyncPeriod.String(),
 			TelemetryInterval: cfg.telemetryInterval.String(), ChangingShare: cfg.changingShare,
@@ -470,12 +469,4 @@ func (r *results) write(dir string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "latency.svg"), []byte(r.chart()), 0o644)
-}
-
-// etcdDataDirName says where the rig's etcd keeps its data, for the report.
-func etcdDataDirName() string {
-	if parent := etcdDataParent(); parent != "" {
-		return parent + " (tmpfs)"
-	}
-	return "$TMPDIR"
 }

@@ -38,7 +38,7 @@ type rig struct {
 	apiserver  *http.Client
 	// pids of the control plane and the broker, for CPU figures.
 	apiserverPID, etcdPID, brokerPID int
-	// etcdDir holds etcd's data when it is on tmpfs (see etcdDataParent).
+	// etcdDir holds etcd's data when it is on tmpfs (see etcdDataDir).
 	etcdDir string
 }
 
@@ -57,14 +57,8 @@ func startRig(ctx context.Context, cfg *config, load *loadMonitor) (*rig, error)
 
 func (r *rig) start(ctx context.Context) error {
 	var err error
-	etcdDir := ""
-	if parent := etcdDataParent(); parent != "" {
-		if etcdDir, err = os.MkdirTemp(parent, "edgebridge-bench-etcd-"); err != nil {
-			return fmt.Errorf("etcd data directory: %w", err)
-		}
-		r.etcdDir = etcdDir
-	}
-	if r.kube, err = testenv.StartKube(testenv.KubeOptions{EtcdDataDir: etcdDir}); err != nil {
+	r.etcdDir = etcdDataDir()
+	if r.kube, err = testenv.StartKube(testenv.KubeOptions{EtcdDataDir: r.etcdDir}); err != nil {
 		return err
 	}
 	r.restConfig = rest.CopyConfig(r.kube.Config)
@@ -123,20 +117,27 @@ func (r *rig) stop() {
 	}
 }
 
-// etcdDataParent is /dev/shm where the machine has it. envtest's etcd
-// already skips fsync, but with its data on disk the kernel's writeback of
-// etcd's preallocated WAL files took over a core of a 2-core machine in
-// full runs (kworker ext4-rsv-conversion and writeback), time taken from
-// the processes being measured. Memory holds the data of a benchmark run
-// (a few hundred MB at 10,000 devices) easily.
-func etcdDataParent() string {
-	const shm = "/dev/shm"
-	probe, err := os.MkdirTemp(shm, "edgebridge-probe-")
+// etcdDataDir is a new directory under /dev/shm where the machine has
+// one, else "" (envtest's own under $TMPDIR). envtest's etcd already skips
+// fsync, but with its data on disk the kernel's writeback of etcd's
+// preallocated WAL files took over a core of a 2-core machine in full runs
+// (kworker ext4-rsv-conversion and writeback), time taken from the
+// processes being measured. Memory holds the data of a benchmark run (a
+// few hundred MB at 10,000 devices) easily.
+func etcdDataDir() string {
+	dir, err := os.MkdirTemp("/dev/shm", "edgebridge-bench-etcd-")
 	if err != nil {
 		return ""
 	}
-	_ = os.Remove(probe)
-	return shm
+	return dir
+}
+
+// etcdDataPlace says where etcd keeps its data, for the report.
+func (r *rig) etcdDataPlace() string {
+	if r.etcdDir != "" {
+		return "/dev/shm (tmpfs)"
+	}
+	return "$TMPDIR"
 }
 
 func (r *rig) createNamespace(ctx context.Context, name string) error {
