@@ -64,11 +64,10 @@ func (r *reconciler[O, E]) Reconcile(ctx context.Context, req reconcile.Request)
 	}
 	defer r.metrics.observeReconcile(r.kind.Name, time.Now(), &err)
 	before := obj.DeepCopyObject().(O)
-	cachedVersion := obj.GetResourceVersion()
 	defer func() {
 		err = errors.Join(err, r.patchStatus(ctx, before, obj))
 		// Writes update obj from the API server's answer.
-		if rv := obj.GetResourceVersion(); rv != cachedVersion {
+		if rv := obj.GetResourceVersion(); rv != before.GetResourceVersion() {
 			r.writes.record(req.NamespacedName, rv)
 		}
 	}()
