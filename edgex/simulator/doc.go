@@ -6,7 +6,7 @@
 // it because a real EdgeX cannot be installed where they run.
 //
 // Everything the bridge can observe follows EdgeX 3.1.1 as captured from a
-// real stack (../shared/edgex-v3) and, where the captures are silent, as
+// real stack (edgex/testdata/edgex-v3) and, where the captures are silent, as
 // edgex-go and device-sdk-go v3.1.1 behave: status codes, the 207
 // multi-status envelope, error messages, paging and its ordering, value
 // formats, topics and envelopes. Validation is go-mod-core-contracts' own.

@@ -1,6 +1,8 @@
 // Package captures reads what a real EdgeX 3.1.1 stack said, as recorded in
-// ../shared/edgex-v3 beside the repository: curl exchanges and MQTT traffic.
-// Conformance tests replay them against the simulator and the codecs.
+// edgex/testdata/edgex-v3 inside the repository: curl exchanges and MQTT
+// traffic. Conformance tests replay them against the simulator and the
+// codecs. The data lives in the repository so that a clone alone passes
+// its tests; its README says where and when it was captured.
 package captures
 
 import (
@@ -15,10 +17,14 @@ import (
 	"strings"
 )
 
-// Dir is ../shared/edgex-v3 relative to the repository root.
+// Dir is edgex/testdata/edgex-v3 under the repository root, found from this
+// file's place in the repository (hack/testenv/captures) so that tests of
+// any package find it. It does not use testenv.RepoRoot, which would link
+// envtest into the codec and fuzz tests that read captures.
 func Dir() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", "..", "..", "shared", "edgex-v3"))
+	root := filepath.Join(filepath.Dir(file), "..", "..", "..")
+	return filepath.Clean(filepath.Join(root, "edgex", "testdata", "edgex-v3"))
 }
 
 // Exchange is one recorded HTTP request and the real response.
