@@ -28,6 +28,7 @@ lint:
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 	hack/verify-generated.sh
+	$(GO) run ./hack/checkpaths
 
 # Real parts: etcd and mosquitto from Debian, kube-apiserver built from the
 # pinned k8s.io/kubernetes module.

@@ -258,7 +258,7 @@ func hostileDevices() []hostileDevice {
 		}},
 		{"edgex-name-dot-dot", func(d *v1alpha1.Device) { d.Annotations = map[string]string{v1alpha1.EdgeXNameAnnotation: ".."} }},
 		{"edgex-name-path", func(d *v1alpha1.Device) {
-			d.Annotations = map[string]string{v1alpha1.EdgeXNameAnnotation: "../../api/v3/ping"}
+			d.Annotations = map[string]string{v1alpha1.EdgeXNameAnnotation: "../../api/v3/ping"} // checkpaths:not-a-path (a hostile EdgeX name)
 		}},
 		{"edgex-name-encoded", func(d *v1alpha1.Device) { d.Annotations = map[string]string{v1alpha1.EdgeXNameAnnotation: "a%2Fb?c#d"} }},
 		{"edgex-name-controls", func(d *v1alpha1.Device) {

@@ -17,7 +17,8 @@ echo ">> building $name $version from k8s.io/kubernetes (first time only, a few 
 minor=${version#v1.}; minor=${minor%%.*}
 ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
 start=$(date +%s)
-( cd hack/tools/kube && go build -trimpath -ldflags "$ldflags" -o "../../../$out.tmp" "k8s.io/kubernetes/cmd/$name" ) &
+root=$PWD
+( cd hack/tools/kube && go build -trimpath -ldflags "$ldflags" -o "$root/$out.tmp" "k8s.io/kubernetes/cmd/$name" ) &
 pid=$!
 while kill -0 "$pid" 2>/dev/null; do
 	sleep 15 & wait $! || true
