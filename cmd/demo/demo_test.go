@@ -150,6 +150,66 @@ func TestDemoRunsLikeMakeDemo(t *testing.T) {
 	}
 }
 
+// TestDemoStopsEverythingWhenItsOutputIsClosed is `make demo 2>&1 | tee
+// demo.log` followed by Ctrl-C: the terminal's interrupt ends tee with the
+// demo, so every line the demo prints while it stops goes to a closed pipe.
+// The demo must still stop every process it started.
+func TestDemoStopsEverythingWhenItsOutputIsClosed(t *testing.T) {
+	bin := buildBinaries(t)
+	dir := t.TempDir()
+	readyFile := filepath.Join(dir, "ready.json")
+	tee, demoOut, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &demo{out: &syncBuffer{}, exited: make(chan struct{})}
+	d.cmd = exec.Command(filepath.Join(bin, "demo"), "--dir", filepath.Join(dir, "demo"), "--ready-file", readyFile, "--admission=false")
+	d.cmd.Stdout, d.cmd.Stderr = demoOut, demoOut
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	demoOut.Close() // the demo holds the only write end, as under a pipe
+	teeDone := make(chan struct{})
+	go func() {
+		defer close(teeDone)
+		_, _ = io.Copy(d.out, tee)
+	}()
+	go func() {
+		d.err = d.cmd.Wait()
+		close(d.exited)
+	}()
+	t.Cleanup(d.stopAfterFailure)
+	info := d.waitReady(t, readyFile)
+	t.Cleanup(func() { d.showLogsIfFailed(t, info) })
+	started, err := descendants(d.cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(started) == 0 {
+		t.Fatal("the demo started no processes")
+	}
+
+	tee.Close() // tee ends first, on the same Ctrl-C
+	<-teeDone
+	if err := d.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-d.exited:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("the demo did not exit within 2 minutes of Ctrl-C with its output closed")
+	}
+	if ws, ok := d.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		t.Errorf("the demo was killed by %v while it stopped, instead of finishing its clean-up", ws.Signal())
+	}
+	for _, p := range started {
+		if p.running() {
+			t.Errorf("%s still runs after the demo exited with its output closed", p)
+			_ = syscall.Kill(p.pid, syscall.SIGKILL) // leave nothing behind for the next test
+		}
+	}
+}
+
 // buildBinaries builds the demo and the binaries it runs into a temporary
 // bin/, as `make build` does (with the race detector when the test has it,
 // which reuses what `go test -race` compiled).

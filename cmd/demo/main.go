@@ -58,6 +58,12 @@ func main() {
 	// SIGHUP too: a closed terminal must not leave the children running.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
+	// Under `make demo | tee demo.log`, Ctrl-C ends tee too, and Go kills a
+	// program that writes to a closed standard output with SIGPIPE: the
+	// demo would die in the middle of stopping its children and leave them
+	// running. Ignored, a closed output only fails the writes, which the
+	// progress lines never depend on.
+	signal.Ignore(syscall.SIGPIPE)
 	if err := run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
