@@ -232,7 +232,7 @@ type DeviceStatus struct {
 	// Synced is true when the device exists in EdgeX and agrees with this
 	// object.
 	// +optional
-	Synced bool `json:"synced,omitempty"`
+	Synced bool `json:"synced"`
 	// DeviceProperties are the device's reported values, keyed by resource.
 	// +optional
 	DeviceProperties map[string]ActualPropertyState `json:"deviceProperties,omitempty"`

@@ -201,7 +201,7 @@ type DeviceProfileStatus struct {
 	// Synced is true when the profile exists in EdgeX and agrees with this
 	// object.
 	// +optional
-	Synced bool `json:"synced,omitempty"`
+	Synced bool `json:"synced"`
 	// Conditions, such as Synced.
 	// +optional
 	Conditions []Condition `json:"conditions,omitempty"`

@@ -46,7 +46,7 @@ type DeviceServiceStatus struct {
 	// Synced is true when the service exists in EdgeX and agrees with this
 	// object.
 	// +optional
-	Synced bool `json:"synced,omitempty"`
+	Synced bool `json:"synced"`
 	// EdgeId is the id EdgeX gave the service.
 	// +optional
 	EdgeId string `json:"edgeId,omitempty"`
