@@ -519,8 +519,12 @@ func (r *reconciler[O, E]) setSynced(obj O, ok bool, reason, message string) {
 }
 
 // patchStatus writes what changed in status, as a merge patch of the status
-// alone: no write when nothing changed, and no conflict with the telemetry
-// writer, which patches other fields.
+// alone (no write when nothing changed), on the condition that the object
+// is still the version the changes were computed from: a reconcile works on
+// a cached copy, and a diff against it may hold fields that others write
+// (a property entry new to this copy carries the actualValue the copy had),
+// which must not go over a newer telemetry write. On a conflict the
+// reconcile is retried from a fresh copy.
 func (r *reconciler[O, E]) patchStatus(ctx context.Context, before, after O) error {
 	if after.GetDeletionTimestamp() != nil && !hasBridgeFinalizer(after) {
 		return nil // gone, or about to be
@@ -544,7 +548,11 @@ func patchStatusOf(ctx context.Context, c client.Client, obj client.Object, befo
 	if err != nil {
 		return fmt.Errorf("compute status patch: %w", err)
 	}
-	body := append(append([]byte(`{"status":`), diff...), '}')
+	rv, err := json.Marshal(obj.GetResourceVersion())
+	if err != nil {
+		return err
+	}
+	body := []byte(`{"metadata":{"resourceVersion":` + string(rv) + `},"status":` + string(diff) + `}`)
 	if err := c.Status().Patch(ctx, obj, client.RawPatch(types.MergePatchType, body)); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("write status of %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)
 	}
