@@ -131,7 +131,13 @@ func (s *edgeSync[O, E]) sync(ctx context.Context, name string) error {
 		case verdict == deletionHeld && !confirmed(owner):
 			return s.markHeld(ctx, owner, why)
 		case verdict == deletionHeld, verdict == deletionAllowed:
-			return s.deleteMirror(ctx, owner.DeepCopyObject().(O), "a complete EdgeX list that no longer has it")
+			if err := s.deleteMirror(ctx, owner.DeepCopyObject().(O), "a complete EdgeX list that no longer has it"); err != nil {
+				return err
+			}
+			// The verdict was about this object: a later one of the same
+			// name is weighed anew.
+			s.guard.forget(s.kind.Name, name)
+			return nil
 		}
 		// Not weighed yet: the resync that found it gone weighs it with
 		// the rest of what vanished, and queues it again.
@@ -295,6 +301,14 @@ func (g *deletionGuard) allow(kind string, names []string) {
 	g.allowed[kind] = nameSet(names)
 	delete(g.held, kind)
 	delete(g.why, kind)
+}
+
+// forget drops the verdict about one name, once acted on.
+func (g *deletionGuard) forget(kind, name string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.held[kind], name)
+	delete(g.allowed[kind], name)
 }
 
 func (g *deletionGuard) verdict(kind, name string) (deletionVerdict, string) {
