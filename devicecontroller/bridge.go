@@ -78,6 +78,9 @@ func New(mgr manager.Manager, edge EdgeX, opts Options) (*Bridge, error) {
 	if b.devices, err = setupKind(mgr, &b.shared, deviceKind(edge), guard, drive); err != nil {
 		return nil, err
 	}
+	if err := b.indexDependencies(mgr); err != nil {
+		return nil, err
+	}
 	b.devices.rec.onDelete = func(d *v1alpha1.Device) {
 		key := types.NamespacedName{Namespace: d.Namespace, Name: d.Name}
 		b.commands.forget(key)
@@ -90,8 +93,9 @@ func New(mgr manager.Manager, edge EdgeX, opts Options) (*Bridge, error) {
 	})
 	b.resync.kinds = []resyncable{b.services, b.profiles, b.devices}
 
+	watch := &wipeWatch{shared: &b.shared, kinds: []probed{b.services, b.profiles, b.devices}, resync: b.resync.trigger}
 	for _, r := range []manager.Runnable{
-		b.devices, b.services, b.profiles, b.resync, b.telemetry,
+		b.devices, b.services, b.profiles, b.resync, b.telemetry, watch,
 		manager.RunnableFunc(b.health.run),
 		manager.RunnableFunc(b.listen),
 	} {
@@ -134,6 +138,32 @@ func setupKind[O client.Object, E any](mgr manager.Manager, s *shared, k *kind[O
 		return nil, fmt.Errorf("set up %s controller: %w", k.Name, err)
 	}
 	return sync, nil
+}
+
+// Device indexes by the EdgeX names of the profile and service a device
+// uses, so that an import the edge lost finds the devices that need it.
+const (
+	indexDeviceProfile = "edgebridge.io/profileName"
+	indexDeviceService = "edgebridge.io/serviceName"
+)
+
+// indexDependencies lets imported profiles and services find the devices
+// that use them: such an import is re-created, not deleted, while a device
+// EdgeX must hold uses it.
+func (b *Bridge) indexDependencies(mgr manager.Manager) error {
+	for index, field := range map[string]func(*v1alpha1.Device) string{
+		indexDeviceProfile: func(d *v1alpha1.Device) string { return d.Spec.Profile },
+		indexDeviceService: func(d *v1alpha1.Device) string { return d.Spec.Service },
+	} {
+		err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.Device{}, index,
+			func(o client.Object) []string { return []string{field(o.(*v1alpha1.Device))} })
+		if err != nil {
+			return fmt.Errorf("index devices by %s: %w", index, err)
+		}
+	}
+	b.profiles.rec.neededBy = b.devices.rec.usersOf(indexDeviceProfile)
+	b.services.rec.neededBy = b.devices.rec.usersOf(indexDeviceService)
+	return nil
 }
 
 // watched lets through creations, deletions and changes of spec

@@ -57,6 +57,10 @@ type propState struct {
 	outcome  *v1alpha1.CommandOutcome
 	attempts int32
 	retryAt  time.Time
+	// sentAt is when the last command was sent: readings taken before it
+	// may predate the value, the event EdgeX publishes for the write does
+	// not (its readings are what the device accepted).
+	sentAt time.Time
 }
 
 func newCommander(s *shared, cmd Commander, transport string, profiles *edgeView[dtos.DeviceProfile],
@@ -107,13 +111,9 @@ func (c *commander) drive(_ context.Context, dev *v1alpha1.Device, edge dtos.Dev
 			requeueAfter = wait
 		}
 		if outcome != nil {
+			// lastCommand records what was asked and how it went;
+			// actualValue stays what the device itself reported.
 			entry.LastCommand = outcome
-		}
-		if outcome != nil && outcome.Result == v1alpha1.CommandSucceeded && outcome.Value == want &&
-			outcome.Time.UnixMilli() >= entry.LastReported {
-			// The device accepted the value; until it reports again, the
-			// value it holds is the one it accepted.
-			entry.ActualValue = convert.FormatValue(res.Properties.ValueType, want)
 		}
 		dev.Status.DeviceProperties[name] = *entry
 		switch {
@@ -179,7 +179,7 @@ func (c *commander) driveOne(key types.NamespacedName, device, name, want string
 		return blockedOutcome(want, v1alpha1.ReasonRateLimited,
 			fmt.Sprintf("more than %g commands a second for this device; waiting", c.opts.CommandRate)), time.Second
 	}
-	st.inFlight, st.value = true, want
+	st.inFlight, st.value, st.sentAt = true, want, time.Now()
 	st.attempts++
 	putURL := entry.PutURL
 	go c.send(pk, device, want, putURL, st.attempts)
@@ -293,13 +293,14 @@ func (c *commander) backoff(attempt int32) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
-// confirmedAt is when the device last accepted a command for the resource;
-// readings taken before it are stale for that resource.
+// confirmedAt is when the command the device last accepted for the
+// resource was sent; readings taken before it are stale for that resource.
+// The write's own event, taken after it, is what the device reported.
 func (c *commander) confirmedAt(device types.NamespacedName, resource string) time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if st := c.props[propKey{device, resource}]; st != nil && st.outcome != nil && st.outcome.Result == v1alpha1.CommandSucceeded {
-		return st.outcome.Time.Time
+		return st.sentAt
 	}
 	return time.Time{}
 }

@@ -110,18 +110,37 @@ func (s *edgeSync[O, E]) sync(ctx context.Context, name string) error {
 		}
 		return s.importObject(ctx, name, edge)
 	}
+	// The cache's own copy: it is only read here, and copied before any
+	// write (deleteMirror).
 	owner := claims[0]
-	switch {
-	case exists, s.kind.managed(owner), s.rec.awaitingCreation(owner):
+	if exists || !s.rec.mirrorsEdge(owner) {
 		// The reconciler mirrors, converges or re-creates.
 		return s.requeue(ctx, owner)
+	}
+	if kept, _, err := s.rec.keptAtEdge(ctx, owner); err != nil {
+		return err
+	} else if kept {
+		return s.requeue(ctx, owner) // re-created for what needs it
+	}
+	switch {
 	case s.view.DeletedByEvent(name):
-		return s.deleteMirror(ctx, owner, "a delete system event from EdgeX")
+		return s.deleteMirror(ctx, owner.DeepCopyObject().(O), "a delete system event from EdgeX")
 	case s.view.Deleted(name):
-		if msg, held := s.guard.holds(s.kind.Name, name); held && !confirmed(owner) {
-			return s.markHeld(ctx, owner, msg)
+		verdict, why := s.guard.verdict(s.kind.Name, name)
+		switch {
+		case verdict == deletionHeld && !confirmed(owner):
+			return s.markHeld(ctx, owner, why)
+		case verdict == deletionHeld, verdict == deletionAllowed:
+			if err := s.deleteMirror(ctx, owner.DeepCopyObject().(O), "a complete EdgeX list that no longer has it"); err != nil {
+				return err
+			}
+			// The verdict was about this object: a later one of the same
+			// name is weighed anew.
+			s.guard.forget(s.kind.Name, name)
+			return nil
 		}
-		return s.deleteMirror(ctx, owner, "a complete EdgeX list that no longer has it")
+		// Not weighed yet: the resync that found it gone weighs it with
+		// the rest of what vanished, and queues it again.
 	}
 	return nil
 }
@@ -236,38 +255,70 @@ func setNodePool(obj client.Object, pool string) {
 	}
 }
 
-// deletionGuard remembers, per kind, the deletions the last resync held
-// because they were too many at once.
+// deletionGuard remembers, per kind, what the last resync decided about the
+// imported objects its complete list lacked: held until a person confirms
+// (too many at once, or EdgeX looked wiped), or allowed to go. A name the
+// guard has not weighed is not deleted on list evidence at all.
 type deletionGuard struct {
-	mu   sync.Mutex
-	held map[string]map[string]struct{}
-	why  map[string]string
+	mu      sync.Mutex
+	held    map[string]map[string]struct{}
+	allowed map[string]map[string]struct{}
+	why     map[string]string
 }
+
+type deletionVerdict int
+
+const (
+	deletionNotWeighed deletionVerdict = iota
+	deletionHeld
+	deletionAllowed
+)
 
 func newDeletionGuard() *deletionGuard {
-	return &deletionGuard{held: map[string]map[string]struct{}{}, why: map[string]string{}}
+	return &deletionGuard{held: map[string]map[string]struct{}{}, allowed: map[string]map[string]struct{}{}, why: map[string]string{}}
 }
 
-func (g *deletionGuard) hold(kind string, names []string, why string) {
+func nameSet(names []string) map[string]struct{} {
 	set := make(map[string]struct{}, len(names))
 	for _, n := range names {
 		set[n] = struct{}{}
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.held[kind], g.why[kind] = set, why
+	return set
 }
 
-func (g *deletionGuard) release(kind string) {
+// hold records that the kind's vanished names wait for a person, and why.
+func (g *deletionGuard) hold(kind string, names []string, why string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.held[kind], g.why[kind] = nameSet(names), why
+	delete(g.allowed, kind)
+}
+
+// allow records that the kind's vanished names may be deleted.
+func (g *deletionGuard) allow(kind string, names []string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.allowed[kind] = nameSet(names)
 	delete(g.held, kind)
 	delete(g.why, kind)
 }
 
-func (g *deletionGuard) holds(kind, name string) (string, bool) {
+// forget drops the verdict about one name, once acted on.
+func (g *deletionGuard) forget(kind, name string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	_, ok := g.held[kind][name]
-	return g.why[kind], ok
+	delete(g.held[kind], name)
+	delete(g.allowed[kind], name)
+}
+
+func (g *deletionGuard) verdict(kind, name string) (deletionVerdict, string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if _, ok := g.held[kind][name]; ok {
+		return deletionHeld, g.why[kind]
+	}
+	if _, ok := g.allowed[kind][name]; ok {
+		return deletionAllowed, ""
+	}
+	return deletionNotWeighed, ""
 }

@@ -20,6 +20,8 @@ type Store[E, U any] interface {
 	Update(ctx context.Context, patches ...U) ([]edgex.Result, error)
 	Delete(ctx context.Context, name string) error
 	List(ctx context.Context) ([]E, error)
+	// ListPage is one page of the list, with EdgeX's totalCount.
+	ListPage(ctx context.Context, offset, limit int) (edgex.Page[E], error)
 }
 
 // ProfileStore adds the full replacement EdgeX offers for profiles, whose

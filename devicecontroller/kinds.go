@@ -51,6 +51,8 @@ type kind[O client.Object, E any] struct {
 	remove func(ctx context.Context, name string) error
 	// list is a complete, paged list of the kind in EdgeX.
 	list func(ctx context.Context) ([]E, error)
+	// firstPage lists one object of the kind, for its totalCount.
+	firstPage func(ctx context.Context) (edgex.Page[E], error)
 
 	// managed says whether the object is the truth for EdgeX.
 	managed func(O) bool
@@ -112,10 +114,11 @@ func deviceKind(edge EdgeX) *kind[*v1alpha1.Device, dtos.Device] {
 			}
 			return mergeDevice(want, have), true, nil
 		},
-		get:     edge.Devices.Get,
-		remove:  edge.Devices.Delete,
-		list:    edge.Devices.List,
-		managed: func(d *v1alpha1.Device) bool { return d.Spec.Managed },
+		get:       edge.Devices.Get,
+		remove:    edge.Devices.Delete,
+		list:      edge.Devices.List,
+		firstPage: func(ctx context.Context) (edgex.Page[dtos.Device], error) { return edge.Devices.ListPage(ctx, 0, 1) },
+		managed:   func(d *v1alpha1.Device) bool { return d.Spec.Managed },
 		mirror: func(d *v1alpha1.Device, e dtos.Device) bool {
 			want := convert.DeviceFromEdgeX(e)
 			want.Managed, want.NodePool = d.Spec.Managed, d.Spec.NodePool
@@ -202,9 +205,12 @@ func serviceKind(edge EdgeX) *kind[*v1alpha1.DeviceService, dtos.DeviceService] 
 			want.Id, want.Created, want.Modified = have.Id, have.Created, have.Modified
 			return want, true, nil
 		},
-		get:     edge.Services.Get,
-		remove:  edge.Services.Delete,
-		list:    edge.Services.List,
+		get:    edge.Services.Get,
+		remove: edge.Services.Delete,
+		list:   edge.Services.List,
+		firstPage: func(ctx context.Context) (edgex.Page[dtos.DeviceService], error) {
+			return edge.Services.ListPage(ctx, 0, 1)
+		},
 		managed: func(s *v1alpha1.DeviceService) bool { return s.Spec.Managed },
 		mirror: func(s *v1alpha1.DeviceService, e dtos.DeviceService) bool {
 			want := convert.ServiceFromEdgeX(e)
@@ -268,9 +274,12 @@ func profileKind(edge EdgeX) *kind[*v1alpha1.DeviceProfile, dtos.DeviceProfile] 
 			want.Id, want.Created, want.Modified = have.Id, have.Created, have.Modified
 			return want, true, nil
 		},
-		get:     edge.Profiles.Get,
-		remove:  edge.Profiles.Delete,
-		list:    edge.Profiles.List,
+		get:    edge.Profiles.Get,
+		remove: edge.Profiles.Delete,
+		list:   edge.Profiles.List,
+		firstPage: func(ctx context.Context) (edgex.Page[dtos.DeviceProfile], error) {
+			return edge.Profiles.ListPage(ctx, 0, 1)
+		},
 		managed: func(p *v1alpha1.DeviceProfile) bool { return p.Spec.IsManaged() },
 		mirror: func(p *v1alpha1.DeviceProfile, e dtos.DeviceProfile) bool {
 			want := convert.ProfileFromEdgeX(e)

@@ -26,6 +26,8 @@ type metrics struct {
 	deletionsHeld    *prometheus.GaugeVec
 	imports          *prometheus.CounterVec
 	edgeDeletions    *prometheus.CounterVec
+	// wipeChecksTriggered counts resyncs the wipe watch asked for.
+	wipeChecksTriggered *prometheus.CounterVec
 
 	eventsReceived  *prometheus.CounterVec
 	readings        *prometheus.CounterVec
@@ -79,6 +81,9 @@ func newMetrics(pool string) *metrics {
 			edgeDeletions: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "edgebridge_edge_deletions_total", Help: "Imported objects deleted because EdgeX deleted them.",
 			}, []string{"pool", "kind"}),
+			wipeChecksTriggered: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "edgebridge_wipe_checks_triggered_total", Help: "Resyncs triggered because a count of EdgeX differed from what the bridge knew (a wiped or replaced EdgeX).",
+			}, []string{"pool"}),
 			eventsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "edgebridge_events_received_total", Help: "EdgeX device events received on the message bus.",
 			}, []string{"pool"}),
@@ -122,7 +127,7 @@ func newMetrics(pool string) *metrics {
 		}
 		ctrlmetrics.Registry.MustRegister(
 			vecs.reconciles, vecs.reconcileSeconds, vecs.edgexFailures, vecs.edgeEvents,
-			vecs.resyncs, vecs.resyncSeconds, vecs.deletionsHeld, vecs.imports, vecs.edgeDeletions,
+			vecs.resyncs, vecs.resyncSeconds, vecs.deletionsHeld, vecs.imports, vecs.edgeDeletions, vecs.wipeChecksTriggered,
 			vecs.eventsReceived, vecs.readings, vecs.decodeErrors, vecs.messagesDropped, vecs.unknownDevices, vecs.statusWrites,
 			vecs.readingValue, vecs.seriesDropped, vecs.commandsSent, vecs.commandsFailed, vecs.commandSeconds,
 			vecs.northboundSent, vecs.northboundError,

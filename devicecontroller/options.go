@@ -25,11 +25,20 @@ type Options struct {
 	// what the at-most-once message bus missed. Default 10m.
 	ResyncPeriod time.Duration
 	// DeletionGuardFraction and DeletionGuardMinimum bound what one resync
-	// may delete: more than max(Minimum, Fraction x imported objects of a
-	// kind) vanishing at once looks like a wiped EdgeX, not intent, so the
-	// deletions are held until a person confirms them. Defaults 0.3 and 5.
+	// may delete: when at least max(Minimum, Fraction x imported objects of
+	// a kind) of them vanish from one complete list, or more than half of
+	// them whatever the settings (all of them in a pool of one), it looks
+	// like a wiped EdgeX, not intent, so the deletions are held until a
+	// person confirms them. Evidence of a wipe beyond counting holds them
+	// whatever their number. Defaults 0.3 and 5.
 	DeletionGuardFraction float64
 	DeletionGuardMinimum  int
+
+	// WipeCheckInterval is how often one kind in turn is counted in EdgeX
+	// (a list of one object), so that a wiped or replaced EdgeX, which
+	// announces nothing, is noticed within three intervals at most rather
+	// than at the next resync. Default 20s: three calls a minute.
+	WipeCheckInterval time.Duration
 
 	// Workers is how many objects of each kind are reconciled at once, and
 	// how many edge changes are processed at once. Default 16.
@@ -76,6 +85,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.DeletionGuardMinimum == 0 {
 		o.DeletionGuardMinimum = 5
+	}
+	if o.WipeCheckInterval == 0 {
+		o.WipeCheckInterval = 20 * time.Second
 	}
 	if o.Workers == 0 {
 		o.Workers = 16

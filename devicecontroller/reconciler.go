@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"time"
 
@@ -46,6 +47,10 @@ type reconciler[O client.Object, E any] struct {
 	// edgeGone hands an EdgeX name to the edge queue, which decides whether
 	// its object may be deleted.
 	edgeGone func(name string)
+	// neededBy, when set, names an object in the pool that EdgeX must hold
+	// and that uses the named EdgeX object (a device that uses a profile or
+	// a service), or "" when none does.
+	neededBy func(ctx context.Context, name string) (string, error)
 	// writes keeps a reconcile from acting on a cached copy older than the
 	// reconciler's own last write.
 	writes ownWrites
@@ -110,42 +115,83 @@ func (r *reconciler[O, E]) reconcileNormal(ctx context.Context, obj O) (reconcil
 		return reconcile.Result{}, nil
 	}
 	edge, exists := r.view.Get(name)
-	switch {
-	case r.kind.managed(obj), !exists && r.awaitingCreation(obj):
+	if r.kind.managed(obj) {
 		return r.converge(ctx, obj, name, edge, exists)
-	case !exists:
-		// An imported object whose EdgeX original is gone: deleting it
-		// takes evidence, which the edge queue weighs (and the guard may
-		// hold until a person confirms).
-		if c := v1alpha1.FindCondition(*r.kind.status(obj).Conditions, v1alpha1.ConditionSynced); c == nil || c.Reason != v1alpha1.ReasonDeletionHeld {
-			r.setSynced(obj, false, v1alpha1.ReasonDeleting, "EdgeX no longer has this object")
-		}
-		r.edgeGone(name)
-		return reconcile.Result{}, nil
-	default:
+	}
+	if exists {
 		return r.mirror(ctx, obj, edge)
 	}
+	// EdgeX lacks it. What was born in the cloud, and what such an object
+	// depends on, is (re-)created from its spec; only an import nothing
+	// needs may go, and that takes evidence, which the edge queue weighs
+	// (and the guard may hold until a person confirms).
+	if kept, _, err := r.keptAtEdge(ctx, obj); err != nil {
+		return reconcile.Result{}, err
+	} else if kept {
+		return r.converge(ctx, obj, name, edge, false)
+	}
+	if c := v1alpha1.FindCondition(*r.kind.status(obj).Conditions, v1alpha1.ConditionSynced); c == nil || c.Reason != v1alpha1.ReasonDeletionHeld {
+		r.setSynced(obj, false, v1alpha1.ReasonDeleting, "EdgeX no longer has this object")
+	}
+	r.edgeGone(name)
+	return reconcile.Result{}, nil
 }
 
 // goneAtEdge reports whether obj is an imported object whose EdgeX
 // original a complete view no longer has.
 func (r *reconciler[O, E]) goneAtEdge(obj O, name string) bool {
-	if r.kind.managed(obj) || r.awaitingCreation(obj) || !r.view.Complete() {
+	if !r.mirrorsEdge(obj) || !r.view.Complete() {
 		return false
 	}
 	_, exists := r.view.Get(name)
 	return !exists
 }
 
-// awaitingCreation reports whether obj was applied in the cloud with
-// managed false and never created in EdgeX. yurt-iot-dock created such
-// objects in EdgeX once and left them alone after; so does the bridge, which
-// mirrors them from then on. status.edgeId, once set, is never cleared, so
-// it tells created objects apart durably.
-func (r *reconciler[O, E]) awaitingCreation(obj O) bool {
-	return !r.kind.managed(obj) &&
-		obj.GetAnnotations()[v1alpha1.OriginAnnotation] != v1alpha1.OriginEdge &&
-		*r.kind.status(obj).EdgeID == ""
+// mirrorsEdge reports whether obj is an import that still mirrors its
+// EdgeX original: the bridge imported it (origin edge) and nobody took it
+// over (managed). Only such an object may ever be deleted because the edge
+// lost its original. Everything else was born in the cloud (applied there,
+// managed or not, or imported by yurt-iot-dock, which left no mark that
+// tells its imports from a person's manifests) and goes only when a person
+// deletes it.
+func (r *reconciler[O, E]) mirrorsEdge(obj O) bool {
+	return !r.kind.managed(obj) && obj.GetAnnotations()[v1alpha1.OriginAnnotation] == v1alpha1.OriginEdge
+}
+
+// keptAtEdge reports whether EdgeX must hold obj even after the edge lost
+// it, and why: it was born in the cloud, or a managed or cloud-born object
+// of the pool uses it (an imported profile or service of such a device),
+// which could not be re-created without it.
+func (r *reconciler[O, E]) keptAtEdge(ctx context.Context, obj O) (bool, string, error) {
+	if !r.mirrorsEdge(obj) {
+		return true, "it was applied in the cloud", nil
+	}
+	if r.neededBy == nil {
+		return false, "", nil
+	}
+	user, err := r.neededBy(ctx, v1alpha1.EdgeXName(obj))
+	if err != nil || user == "" {
+		return false, "", err
+	}
+	return true, "it is used by " + user, nil
+}
+
+// usersOf returns a lookup of the objects of this kind, by index, that
+// EdgeX must hold (managed, or born in the cloud) and that are not being
+// deleted: the users that keep an imported dependency alive.
+func (r *reconciler[O, E]) usersOf(index string) func(ctx context.Context, name string) (string, error) {
+	return func(ctx context.Context, name string) (string, error) {
+		list := r.kind.newList()
+		if err := r.client.List(ctx, list, client.MatchingFields{index: name}, client.UnsafeDisableDeepCopy); err != nil {
+			return "", fmt.Errorf("find %ss that use %q: %w", r.kind.Name, name, err)
+		}
+		for _, o := range r.kind.items(list) {
+			if r.watches(o.GetNamespace()) && o.GetDeletionTimestamp().IsZero() && !r.mirrorsEdge(o) {
+				return fmt.Sprintf("%s %s", r.kind.Name, objectKey(o)), nil
+			}
+		}
+		return "", nil
+	}
 }
 
 // converge makes EdgeX hold what the object says.
@@ -170,7 +216,11 @@ func (r *reconciler[O, E]) converge(ctx context.Context, obj O, name string, edg
 		case err == nil:
 			edge = r.kind.setID(want, id)
 			r.view.Put(edge, time.Now())
-			r.normal(obj, "Created", "Create", fmt.Sprintf("created %s %q in EdgeX", r.kind.Name, name))
+			if old := *r.kind.status(obj).EdgeID; old != "" {
+				r.normal(obj, "Recreated", "Create", fmt.Sprintf("re-created %s %q in EdgeX, which had lost it (id %s, now %s)", r.kind.Name, name, old, id))
+			} else {
+				r.normal(obj, "Created", "Create", fmt.Sprintf("created %s %q in EdgeX", r.kind.Name, name))
+			}
 			return r.synced(ctx, obj, edge)
 		case !edgex.IsConflict(err):
 			return r.edgeFailure(obj, "Create", err)
@@ -205,7 +255,7 @@ func (r *reconciler[O, E]) mirror(ctx context.Context, obj O, edge E) (reconcile
 	original := obj.DeepCopyObject().(O)
 	if r.kind.mirror(obj, edge) {
 		patch := client.MergeFromWithOptions(original, client.MergeFromWithOptimisticLock{})
-		if err := r.client.Patch(ctx, obj, patch); err != nil {
+		if err := r.keepingStatus(obj, func() error { return r.client.Patch(ctx, obj, patch) }); err != nil {
 			return reconcile.Result{}, fmt.Errorf("mirror EdgeX's %s %q into its spec: %w", r.kind.Name, v1alpha1.EdgeXName(obj), err)
 		}
 	}
@@ -261,7 +311,21 @@ func (r *reconciler[O, E]) reconcileDelete(ctx context.Context, obj O) (reconcil
 	if r.onDelete != nil {
 		r.onDelete(obj)
 	}
-	return reconcile.Result{}, r.removeFinalizers(ctx, obj)
+	return reconcile.Result{}, r.keepingStatus(obj, func() error { return r.removeFinalizers(ctx, obj) })
+}
+
+// keepingStatus runs a write of obj's metadata or spec and then puts back
+// the status obj had. The API server answers a write with the whole object,
+// and the client decodes it into obj: the status would then hold whatever
+// telemetry wrote meanwhile, and the deferred status patch, a diff against
+// the status read at the start, would send those values again as if they
+// were this reconcile's, overwriting anything newer written after. Kept as
+// it was, the diff holds only what this reconcile changed.
+func (r *reconciler[O, E]) keepingStatus(obj O, write func() error) error {
+	held := obj.DeepCopyObject().(O)
+	err := write()
+	reflect.ValueOf(r.kind.statusOf(obj)).Elem().Set(reflect.ValueOf(r.kind.statusOf(held)).Elem())
+	return err
 }
 
 // neverCreated reports whether EdgeX cannot hold the object: its name
@@ -328,7 +392,7 @@ func (r *reconciler[O, E]) ensureMetadata(ctx context.Context, obj O, name strin
 	patch := client.MergeFromWithOptions(obj.DeepCopyObject().(O), client.MergeFromWithOptimisticLock{})
 	controllerutil.AddFinalizer(obj, v1alpha1.Finalizer)
 	recordEdgeXName(obj, name)
-	if err := r.client.Patch(ctx, obj, patch); err != nil {
+	if err := r.keepingStatus(obj, func() error { return r.client.Patch(ctx, obj, patch) }); err != nil {
 		return fmt.Errorf("add finalizer and EdgeX name to %s %s/%s: %w", r.kind.Name, obj.GetNamespace(), obj.GetName(), err)
 	}
 	return nil
@@ -455,8 +519,12 @@ func (r *reconciler[O, E]) setSynced(obj O, ok bool, reason, message string) {
 }
 
 // patchStatus writes what changed in status, as a merge patch of the status
-// alone: no write when nothing changed, and no conflict with the telemetry
-// writer, which patches other fields.
+// alone (no write when nothing changed), on the condition that the object
+// is still the version the changes were computed from: a reconcile works on
+// a cached copy, and a diff against it may hold fields that others write
+// (a property entry new to this copy carries the actualValue the copy had),
+// which must not go over a newer telemetry write. On a conflict the
+// reconcile is retried from a fresh copy.
 func (r *reconciler[O, E]) patchStatus(ctx context.Context, before, after O) error {
 	if after.GetDeletionTimestamp() != nil && !hasBridgeFinalizer(after) {
 		return nil // gone, or about to be
@@ -480,7 +548,11 @@ func patchStatusOf(ctx context.Context, c client.Client, obj client.Object, befo
 	if err != nil {
 		return fmt.Errorf("compute status patch: %w", err)
 	}
-	body := append(append([]byte(`{"status":`), diff...), '}')
+	rv, err := json.Marshal(obj.GetResourceVersion())
+	if err != nil {
+		return err
+	}
+	body := []byte(`{"metadata":{"resourceVersion":` + string(rv) + `},"status":` + string(diff) + `}`)
 	if err := c.Status().Patch(ctx, obj, client.RawPatch(types.MergePatchType, body)); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("write status of %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)
 	}

@@ -3,6 +3,9 @@ package devicecontroller
 import (
 	"context"
 	"fmt"
+	"math"
+	"sort"
+	"strings"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,10 +26,28 @@ type resyncer struct {
 }
 
 type resyncable interface {
-	resync(ctx context.Context) error
+	// resync lists the kind and acts on what is new or changed; it
+	// returns what the list lacked, for weighDeletions to judge once every
+	// kind was listed.
+	resync(ctx context.Context) (resyncPass, error)
+	// weighDeletions decides about the imports the kind's list lacked,
+	// given what every kind's list showed of a wipe.
+	weighDeletions(pass resyncPass, wipeEvidence []string)
 	// listFailed tells the kind that a list (its own or an earlier kind's)
 	// failed, so that its objects can say why they wait.
 	listFailed(ctx context.Context, err error)
+}
+
+// resyncPass is what one kind's complete list showed.
+type resyncPass struct {
+	// gone are the EdgeX names of imports the list lacked that nothing in
+	// the pool needs: candidates for deletion.
+	gone []string
+	// imported is how many of the kind's objects mirror EdgeX.
+	imported int
+	// wipeEvidence is what the list showed of a wiped or replaced EdgeX
+	// beyond counting.
+	wipeEvidence []string
 }
 
 func newResyncer(s *shared) *resyncer {
@@ -68,9 +89,16 @@ func (r *resyncer) Start(ctx context.Context) error {
 	}
 }
 
+// resyncAll lists every kind, then weighs the deletions of each with the
+// evidence of all: a wipe seen in one kind's list (a service under a new id,
+// say) holds the deletions of the others too. A failed list deletes
+// nothing, in any kind.
 func (r *resyncer) resyncAll(ctx context.Context) error {
+	passes := make([]resyncPass, len(r.kinds))
+	var wipe []string
 	for i, k := range r.kinds {
-		if err := k.resync(ctx); err != nil {
+		pass, err := k.resync(ctx)
+		if err != nil {
 			// The kinds after it are not listed this round: the same
 			// EdgeX would most likely refuse them for the same reason.
 			for _, later := range r.kinds[i+1:] {
@@ -78,17 +106,22 @@ func (r *resyncer) resyncAll(ctx context.Context) error {
 			}
 			return err
 		}
+		passes[i] = pass
+		wipe = append(wipe, pass.wipeEvidence...)
+	}
+	for i, k := range r.kinds {
+		k.weighDeletions(passes[i], wipe)
 	}
 	return nil
 }
 
 // resync lists the kind in EdgeX and acts on the differences: new or
-// changed EdgeX objects are imported or reconciled, every object of the kind
-// is reconciled once (which repairs anything missed), and imported objects
-// the list lacks are deleted, unless so many vanished at once that the
-// guard holds them for a person to confirm. A failed or partial list
-// changes nothing.
-func (s *edgeSync[O, E]) resync(ctx context.Context) error {
+// changed EdgeX objects are imported or reconciled, and every object of the
+// kind is reconciled once (which repairs anything missed, and re-creates
+// what the cloud owns). Imports the list lacks are returned for weighing,
+// with what the list showed of a wipe. A failed or partial list changes
+// nothing.
+func (s *edgeSync[O, E]) resync(ctx context.Context) (resyncPass, error) {
 	started := time.Now()
 	listCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	items, err := s.kind.list(listCtx)
@@ -98,7 +131,7 @@ func (s *edgeSync[O, E]) resync(ctx context.Context) error {
 	if err != nil {
 		s.metrics.resyncs.WithLabelValues(s.metrics.pool, s.kind.Name, "error").Inc()
 		s.listFailed(ctx, err)
-		return fmt.Errorf("list %ss in EdgeX: %w", s.kind.Name, err)
+		return resyncPass{}, fmt.Errorf("list %ss in EdgeX: %w", s.kind.Name, err)
 	}
 	changed, _ := s.view.ApplyList(items, started)
 	for _, name := range changed {
@@ -107,28 +140,45 @@ func (s *edgeSync[O, E]) resync(ctx context.Context) error {
 
 	list := s.kind.newList()
 	if err := s.client.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
-		return fmt.Errorf("list %ss in the cluster: %w", s.kind.Name, err)
+		return resyncPass{}, fmt.Errorf("list %ss in the cluster: %w", s.kind.Name, err)
 	}
+	var pass resyncPass
 	claimed := map[string]bool{}
-	var gone []string
-	imported := 0
+	var renewed, lost []string
 	for _, obj := range s.kind.items(list) {
 		if !s.watches(obj.GetNamespace()) {
 			continue
 		}
 		name := v1alpha1.EdgeXName(obj)
 		claimed[name] = true
-		_, exists := s.view.Get(name)
-		mirror := !s.kind.managed(obj) && !s.rec.awaitingCreation(obj)
+		edge, exists := s.view.Get(name)
+		knownID := *s.kind.status(obj).EdgeID
+		mirror := s.rec.mirrorsEdge(obj)
 		if mirror {
-			imported++
+			pass.imported++
+		}
+		switch {
+		case exists && knownID != "" && s.kind.edgeID(edge) != "" && s.kind.edgeID(edge) != knownID:
+			// The same name under a new id: EdgeX lost the object and
+			// someone (a device service, say) registered it again.
+			renewed = append(renewed, name)
+		case !exists && knownID != "" && !mirror && obj.GetDeletionTimestamp().IsZero():
+			// EdgeX held it once, and the cloud owns it: it must be
+			// re-created, which a person rarely causes on purpose.
+			lost = append(lost, name)
 		}
 		if !exists && mirror && obj.GetDeletionTimestamp().IsZero() && obj.GetCreationTimestamp().Time.Before(started) {
-			gone = append(gone, name)
-			continue
+			kept, _, err := s.rec.keptAtEdge(ctx, obj)
+			if err != nil {
+				return resyncPass{}, err
+			}
+			if !kept {
+				pass.gone = append(pass.gone, name)
+				continue
+			}
 		}
 		if err := s.requeue(ctx, obj); err != nil {
-			return err
+			return resyncPass{}, err
 		}
 	}
 	for _, name := range s.view.Names() {
@@ -136,25 +186,59 @@ func (s *edgeSync[O, E]) resync(ctx context.Context) error {
 			s.queue.Add(name) // an import that has not happened yet
 		}
 	}
-	s.weighDeletions(gone, imported)
+	if len(renewed) > 0 {
+		pass.wipeEvidence = append(pass.wipeEvidence, fmt.Sprintf("%d %ss are back under new EdgeX ids (%s)", len(renewed), s.kind.Name, examples(renewed)))
+	}
+	if len(lost) > 0 {
+		pass.wipeEvidence = append(pass.wipeEvidence, fmt.Sprintf("%d %ss applied in the cloud and created in EdgeX are gone from it (%s)", len(lost), s.kind.Name, examples(lost)))
+	}
 	s.metrics.resyncs.WithLabelValues(s.metrics.pool, s.kind.Name, "ok").Inc()
-	return nil
+	return pass, nil
 }
 
-// weighDeletions lets the edge queue delete the imported objects a complete
-// list lacked, unless they are more than the guard allows at once.
-func (s *edgeSync[O, E]) weighDeletions(gone []string, imported int) {
-	allowed := max(s.opts.DeletionGuardMinimum, int(s.opts.DeletionGuardFraction*float64(imported)))
-	if len(gone) > allowed {
-		why := fmt.Sprintf("EdgeX no longer lists %d of the %d imported %ss of pool %s, more than the %d one resync may delete; "+
-			"this looks like a wiped EdgeX, so nothing is deleted until a person confirms: restore EdgeX, or annotate the objects with %s=true",
-			len(gone), imported, s.kind.Name, s.opts.NodePool, allowed, v1alpha1.ConfirmEdgeDeletionAnnotation)
+// examples names a few of names, for a message.
+func examples(names []string) string {
+	sort.Strings(names)
+	if len(names) > 3 {
+		return strings.Join(names[:3], ", ") + ", ..."
+	}
+	return strings.Join(names, ", ")
+}
+
+// deletionThreshold is how many of a kind's imports vanishing from one
+// complete list make the resync hold their deletions: Fraction of them,
+// at least Minimum, and never more than a majority, so that a list lacking
+// most of a pool's imports (all of them, in a pool of one) is always held.
+func (o Options) deletionThreshold(imported int) int {
+	t := max(o.DeletionGuardMinimum, int(math.Ceil(o.DeletionGuardFraction*float64(imported))))
+	return max(1, min(t, imported/2+1))
+}
+
+// weighDeletions lets the edge queue delete the imports a complete list
+// lacked, unless they are too many at once or any kind's list showed a
+// wipe: then each says DeletionHeld, with an Event, until a person
+// confirms it or EdgeX has it again.
+func (s *edgeSync[O, E]) weighDeletions(pass resyncPass, wipe []string) {
+	gone := pass.gone
+	threshold := s.opts.deletionThreshold(pass.imported)
+	tooMany := len(gone) >= threshold
+	if len(gone) > 0 && (tooMany || len(wipe) > 0) {
+		why := fmt.Sprintf("EdgeX no longer lists %d of the %d imported %ss of pool %s", len(gone), pass.imported, s.kind.Name, s.opts.NodePool)
+		if tooMany {
+			why += fmt.Sprintf(", at least the %d at which one resync holds deletions", threshold)
+		}
+		if len(wipe) > 0 {
+			why += ", and EdgeX looks wiped or replaced: " + strings.Join(wipe, "; ")
+		}
+		why += fmt.Sprintf("; nothing is deleted until a person confirms: restore EdgeX (or restart its device services), or annotate the objects with %s=true",
+			v1alpha1.ConfirmEdgeDeletionAnnotation)
 		s.guard.hold(s.kind.Name, gone, why)
 		s.metrics.deletionsHeld.WithLabelValues(s.metrics.pool, s.kind.Name).Set(float64(len(gone)))
 		s.metrics.resyncs.WithLabelValues(s.metrics.pool, s.kind.Name, "held").Inc()
-		s.log.Info("mass deletion held for confirmation", "kind", s.kind.Name, "vanished", len(gone), "imported", imported, "allowed", allowed)
+		s.log.Info("deletions held for confirmation", "kind", s.kind.Name, "vanished", len(gone), "imported", pass.imported,
+			"threshold", threshold, "wipeEvidence", wipe)
 	} else {
-		s.guard.release(s.kind.Name)
+		s.guard.allow(s.kind.Name, gone)
 		s.metrics.deletionsHeld.WithLabelValues(s.metrics.pool, s.kind.Name).Set(0)
 	}
 	for _, name := range gone {

@@ -199,6 +199,50 @@ func TestForeignFinalizersSurvive(t *testing.T) {
 	waitGone(p, &v1alpha1.DeviceService{}, svc.Name)
 }
 
+// yurt-iot-dock v1.4 to v1.7 puts its own finalizer on every object it
+// handles (DeviceFinalizer, DeviceProfileFinalizer, DeviceServiceFinalizer
+// in the openyurt module). With the dock gone, nobody else would remove
+// them: the bridge adopts them, so that deleting such an object deletes it
+// in EdgeX and then lets it go, leaving other finalizers alone.
+func TestDockFinalizersAreAdopted(t *testing.T) {
+	p := startPool(t, poolConfig{})
+	svc := managedService(p, "dock-svc")
+	prof := managedProfile(p, "dock-profile")
+	dev := managedDevice(p, "dock-dev", svc.Name, prof.Name)
+	cases := []struct {
+		obj       client.Object
+		finalizer string
+		inEdgeX   func() bool
+		fresh     client.Object
+	}{
+		{dev, "iot.openyurt.io/device", func() bool { _, ok := p.sim.Device(dev.Name); return ok }, &v1alpha1.Device{}},
+		{prof, "iot.openyurt.io/deviceprofile", func() bool { _, ok := p.sim.Profile(prof.Name); return ok }, &v1alpha1.DeviceProfile{}},
+		{svc, "iot.openyurt.io/deviceservice", func() bool { _, ok := p.sim.Service(svc.Name); return ok }, &v1alpha1.DeviceService{}},
+	}
+	for _, c := range cases {
+		c.obj.SetFinalizers([]string{c.finalizer, "example.com/keep"})
+		p.create(c.obj)
+	}
+	for _, c := range cases {
+		waitSynced(p, named(c.fresh, c.obj.GetName()))
+	}
+	// Devices first: EdgeX refuses to delete a profile or service in use.
+	for _, c := range cases {
+		p.delete(c.obj)
+		waitFor(p, c.fresh, c.obj.GetName(), func(o client.Object) error {
+			if !slices.Equal(o.GetFinalizers(), []string{"example.com/keep"}) {
+				return fmt.Errorf("finalizers %v, want only the foreign one", o.GetFinalizers())
+			}
+			return nil
+		})
+		if c.inEdgeX() {
+			t.Errorf("%s still in EdgeX", c.obj.GetName())
+		}
+		update(p, c.fresh, c.obj.GetName(), func(o client.Object) { o.SetFinalizers(nil) })
+		waitGone(p, c.fresh, c.obj.GetName())
+	}
+}
+
 // Two objects claiming one EdgeX name: the older represents it; the other
 // says so and never touches EdgeX, not even when deleted.
 func TestTwoObjectsClaimingOneEdgeXName(t *testing.T) {
@@ -256,7 +300,7 @@ func TestObjectsImportedByTheDockAreAdopted(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{
 			Name:       p.name + "-" + strings.ToLower(strings.ReplaceAll(edgeName, "_", "-")) + "-dock",
 			Labels:     map[string]string{v1alpha1.LegacyEdgeXNameLabel: edgeName},
-			Finalizers: []string{"iot.device.finalizer"},
+			Finalizers: []string{"iot.openyurt.io/device"},
 		},
 		Spec: convert.DeviceFromEdgeX(edge),
 	}

@@ -58,12 +58,14 @@ const (
 	NodePoolLabel = "apps.openyurt.io/nodepool"
 )
 
-// LegacyFinalizers are the finalizers yurt-iot-dock added. The bridge adopts
-// them: it removes them along with its own once the EdgeX object is gone, so
-// objects created under the dock never get stuck in deletion.
+// LegacyFinalizers are the finalizers yurt-iot-dock (v1.4 to v1.7) adds,
+// as DeviceFinalizer, DeviceProfileFinalizer and DeviceServiceFinalizer in
+// the openyurt module's pkg/apis/iot/v1alpha1. The bridge adopts them: it
+// removes them along with its own once the EdgeX object is gone, so objects
+// created under the dock never get stuck in deletion.
 var LegacyFinalizers = []string{
-	"iot.device.finalizer",
-	"iot.deviceProfile.finalizer",
+	"iot.openyurt.io/device",
+	"iot.openyurt.io/deviceprofile",
 	"iot.openyurt.io/deviceservice",
 }
 

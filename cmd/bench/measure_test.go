@@ -140,6 +140,12 @@ func TestVerdicts(t *testing.T) {
 		{"MQTT commands slow median", results{Commands: []commandPhase{{Transport: "mqtt", Latency: latencyStats{Count: 10, P50: 51, P99: 60}}}}, "5b", fail},
 		{"steady without EdgeX calls", results{Steady: &steadyResult{Devices: 10}}, "6a", pass},
 		{"steady with a REST call", results{Steady: &steadyResult{Devices: 10, EdgeXRequests: map[string]int64{"GET x": 1}}}, "6a", fail},
+		{"steady with the wipe probe's lists", results{Steady: &steadyResult{Devices: 10, WindowSeconds: 120, EdgeXRequests: map[string]int64{
+			"core-metadata GET /api/v3/device/all": 2, "core-metadata GET /api/v3/deviceprofile/all": 2, "core-metadata GET /api/v3/deviceservice/all": 3}}}, "6a", pass},
+		{"steady with more lists than the probe makes", results{Steady: &steadyResult{Devices: 10, WindowSeconds: 120, EdgeXRequests: map[string]int64{
+			"core-metadata GET /api/v3/device/all": 8}}}, "6a", fail},
+		{"steady with a device read", results{Steady: &steadyResult{Devices: 10, WindowSeconds: 120, EdgeXRequests: map[string]int64{
+			"core-metadata GET /api/v3/device/all": 2, "core-metadata GET /api/v3/device/name/{name}": 1}}}, "6a", fail},
 		{"steady writes within bound", results{Steady: &steadyResult{Devices: 10, APIWritesPerMinute: 60, APIWritesBoundPerMinute: 120}}, "6b", pass},
 		{"steady write to an unchanged device", results{Steady: &steadyResult{Devices: 10, APIWritesPerMinute: 60, APIWritesBoundPerMinute: 120, UnchangingDeviceWrites: 1}}, "6b", fail},
 		{"steady writes too soon", results{Steady: &steadyResult{Devices: 10, APIWritesPerMinute: 60, APIWritesBoundPerMinute: 120, WritesTooClose: 3}}, "6b", fail},

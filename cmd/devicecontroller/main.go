@@ -104,7 +104,7 @@ func parseFlags() (*flags, *zap.Options) {
 	fs.IntVar(&f.commandsInFlight, "max-commands-in-flight", 64, "commands in flight at once across all devices")
 	fs.DurationVar(&f.resyncPeriod, "resync-period", 10*time.Minute, "how often all of EdgeX is listed to repair missed events")
 	fs.Float64Var(&f.guardFraction, "deletion-guard-fraction", 0.3, "share of a kind's imported objects one resync may delete before it holds deletions for confirmation")
-	fs.IntVar(&f.guardMinimum, "deletion-guard-minimum", 5, "deletions one resync may always make")
+	fs.IntVar(&f.guardMinimum, "deletion-guard-minimum", 5, "how many of a kind's imported objects vanishing from one resync's list hold their deletions, at least (more than half of them always do)")
 	fs.IntVar(&f.workers, "workers", 16, "objects of each kind reconciled at once")
 	fs.DurationVar(&f.statusInterval, "status-interval", 5*time.Second, "least time between two telemetry status writes of one device")
 	fs.IntVar(&f.maxSeries, "max-reading-series", 10000, "cap on per-reading Prometheus gauges")

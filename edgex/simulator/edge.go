@@ -220,8 +220,11 @@ func deepCopy[T any](v T) T {
 	return out
 }
 
-// Wipe loses the metadata database: every service, profile, device and
-// value is gone, and nothing is announced (a wiped Redis tells no one).
+// Wipe loses the metadata database, as a Redis restarted without
+// persistence does: every service, profile, device and value is gone, every
+// list answers empty, and nothing is announced (a wiped Redis tells no one).
+// The device services keep running unaware; RestartDeviceService makes one
+// register again what it had.
 func (s *Simulator) Wipe() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -229,10 +232,72 @@ func (s *Simulator) Wipe() {
 	for name := range s.db.devices {
 		names = append(names, name)
 	}
+	s.provisioned = map[string]*database{}
+	for name, ds := range s.db.services {
+		had := newDatabase()
+		had.services[name] = ds
+		for _, d := range s.db.devices {
+			if d.ServiceName == name {
+				had.devices[d.Name] = d
+				if p, ok := s.db.profiles[d.ProfileName]; ok {
+					had.profiles[p.Name] = p
+				}
+			}
+		}
+		s.provisioned[name] = had
+	}
 	s.db = newDatabase()
 	for _, name := range names {
 		s.autoEvents.refresh(name)
 	}
+}
+
+// RestartDeviceService restarts a device service after a wipe: like
+// device-virtual, it registers its own record, then the profiles and devices
+// it had, each that core-metadata lacks, with new ids and creation times,
+// and each announced with an add system event. It returns how many objects
+// it registered.
+func (s *Simulator) RestartDeviceService(name string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	had, ok := s.provisioned[name]
+	if !ok {
+		return 0, fmt.Errorf("restart device service %q: it had nothing registered when the database was wiped", name)
+	}
+	added := 0
+	if _, ok := s.db.services[name]; !ok {
+		ds := had.services[name]
+		ds.Id = ""
+		if _, err := s.addService(ds, uuid.NewString()); err != nil {
+			return added, err.asError("register device service " + name)
+		}
+		added++
+	}
+	for _, p := range inNameOrder(had.profiles) {
+		if _, ok := s.db.profiles[p.Name]; ok {
+			continue
+		}
+		p.Id = ""
+		if _, err := s.addProfile(p, uuid.NewString()); err != nil {
+			return added, err.asError("register device profile " + p.Name)
+		}
+		added++
+	}
+	for _, d := range inNameOrder(had.devices) {
+		if _, ok := s.db.devices[d.Name]; ok {
+			continue
+		}
+		d.Id = ""
+		if _, err := s.addDevice(d, uuid.NewString()); err != nil {
+			return added, err.asError("register device " + d.Name)
+		}
+		added++
+	}
+	return added, nil
+}
+
+func inNameOrder[M any](m map[string]M) []M {
+	return byName(m, func(v M) M { return v })
 }
 
 // Value is a device resource's current value as a read returns it

@@ -88,6 +88,10 @@ type Simulator struct {
 	// virtual device's current values.
 	mu sync.Mutex
 	db *database
+	// provisioned is what each device service had registered when the
+	// database was last wiped: a device service does not notice a wipe, and
+	// registers the same again (with new ids) when it restarts.
+	provisioned map[string]*database
 
 	token     atomic.Pointer[string]
 	requests  atomic.Int64
