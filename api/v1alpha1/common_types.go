@@ -117,6 +117,14 @@ const (
 	ReasonNotManaged          = "NotManaged"
 )
 
+// Command outcome reasons added for issue 15 (kept apart so that the list
+// above stays stable for other edits).
+const (
+	// ReasonInvalidPutURL: a putURL that is not core-command's URL of the
+	// device's own resource; the bridge never follows it.
+	ReasonInvalidPutURL = "InvalidPutURL"
+)
+
 // Condition keeps upstream's condition shape (type, status,
 // lastTransitionTime, reason, message) and adds observedGeneration.
 type Condition struct {
