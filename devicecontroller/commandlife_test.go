@@ -1,0 +1,87 @@
+package devicecontroller_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/edgebridge/edgebridge/api/v1alpha1"
+	"github.com/edgebridge/edgebridge/devicecontroller"
+	"github.com/edgebridge/edgebridge/edgex/simulator"
+	"github.com/edgebridge/edgebridge/hack/testenv"
+)
+
+// A desired value set while core-command is down goes out as soon as
+// core-command answers again, even though its retry backoff has grown
+// long: here the backoff is minutes, so only a wake-up can deliver the
+// value within the test's deadline.
+func TestCommandsGoOutWhenCoreCommandAnswersAgain(t *testing.T) {
+	p := startPool(t, poolConfig{seedDemo: true, options: func(o *devicecontroller.Options) {
+		o.CommandRetryBase, o.CommandRetryMax = 5*time.Minute, 10*time.Minute
+	}})
+	w := recordWrites(t, p)
+	commandDevice(p, "valve", simulator.ProfileGPIO)
+	if err := p.sim.Faults().SetCommandDown(true); err != nil {
+		t.Fatal(err)
+	}
+	setDesired(p, "valve", "pin_17", "true")
+	waitFor(p, &v1alpha1.Device{}, "valve", func(d *v1alpha1.Device) error {
+		last := d.Status.DeviceProperties["pin_17"].LastCommand
+		if last == nil || last.Result != v1alpha1.CommandFailed || last.Reason != v1alpha1.ReasonEdgeXUnreachable {
+			return fmt.Errorf("last command %+v, want failed as %s", last, v1alpha1.ReasonEdgeXUnreachable)
+		}
+		return nil
+	})
+	if err := p.sim.Faults().SetCommandDown(false); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	testenv.Eventually(t, 15*time.Second, func(context.Context) error {
+		if n := len(w.to("valve", "pin_17")); n != 1 {
+			return fmt.Errorf("%d writes reached the device since core-command came back", n)
+		}
+		return nil
+	})
+	t.Logf("the command reached the device %s after core-command answered again", time.Since(back).Round(10*time.Millisecond))
+	waitProperty(p, "valve", "pin_17", "Bool", "true")
+}
+
+// A bridge that stops (shutdown, or lost leadership) sends nothing more:
+// neither the command it was waiting for a free slot to send, nor the
+// rest of one under way, which is abandoned.
+func TestNoCommandGoesOutAfterTheBridgeStops(t *testing.T) {
+	p := startPool(t, poolConfig{seedDemo: true, options: func(o *devicecontroller.Options) {
+		o.MaxCommandsInFlight = 1
+	}})
+	w := recordWrites(t, p)
+	commandDevice(p, "slow", simulator.ProfileGPIO)
+	commandDevice(p, "queued", simulator.ProfileGPIO)
+	const latency = 2 * time.Second
+	p.sim.Faults().SetDeviceLatency("slow", latency)
+
+	const put = "core-command PUT /api/v3/device/name/{name}/{command}"
+	sent := p.sim.RequestCounts()[put]
+	setDesired(p, "slow", "pin_17", "true")
+	testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
+		if p.sim.RequestCounts()[put] == sent {
+			return fmt.Errorf("the slow device's command has not reached core-command yet")
+		}
+		return nil
+	})
+	// The only slot is taken: the queued device's command waits for it.
+	setDesired(p, "queued", "pin_17", "true")
+	waitFor(p, &v1alpha1.Device{}, "queued", func(d *v1alpha1.Device) error {
+		return reason(d.Status.Conditions, v1alpha1.ConditionPropertiesSynced, v1alpha1.ReasonCommandPending)
+	})
+
+	p.stop()
+	// Long enough for the slow command to have landed and the queued one
+	// to have followed, had either outlived the bridge.
+	assertStays(t, 2*latency, func() error {
+		if got := append(w.to("slow", "pin_17"), w.to("queued", "pin_17")...); len(got) != 0 {
+			return fmt.Errorf("%d commands reached devices after the bridge stopped: %+v", len(got), got)
+		}
+		return nil
+	})
+}
