@@ -44,8 +44,10 @@ type commander struct {
 	ping   func(context.Context) error
 	outage chan struct{}
 
-	mu       sync.Mutex
-	props    map[propKey]*propState
+	mu sync.Mutex
+	// props is what is remembered per device resource, by device, so
+	// that one device's bookkeeping never walks the whole pool.
+	props    map[types.NamespacedName]map[string]*propState
 	limiters map[types.NamespacedName]*rate.Limiter
 	// life is the manager's context while Start runs (this replica leads
 	// its pool); every command runs under it. running is false before
@@ -88,7 +90,7 @@ func newCommander(s *shared, cmd Commander, transport string, profiles *edgeView
 		shared: s, cmd: cmd, transport: transport, profiles: profiles, services: services, requeue: requeue,
 		slots:    make(chan struct{}, s.opts.MaxCommandsInFlight),
 		outage:   make(chan struct{}, 1),
-		props:    map[propKey]*propState{},
+		props:    map[types.NamespacedName]map[string]*propState{},
 		limiters: map[types.NamespacedName]*rate.Limiter{},
 	}
 	if p, ok := cmd.(interface{ Ping(context.Context) error }); ok {
@@ -151,20 +153,31 @@ func (c *commander) watchRecovery(ctx context.Context) {
 func (c *commander) wake(reasons ...string) {
 	c.mu.Lock()
 	devices := map[types.NamespacedName]bool{}
-	for pk, st := range c.props {
-		if st.inFlight || st.outcome == nil || st.outcome.Result != v1alpha1.CommandFailed || st.retryAt.IsZero() {
-			continue
+	for device, byResource := range c.props {
+		for _, st := range byResource {
+			if st.wake(reasons) {
+				devices[device] = true
+			}
 		}
-		if len(reasons) > 0 && !slices.Contains(reasons, st.outcome.Reason) {
-			continue
-		}
-		st.retryAt = time.Time{}
-		devices[pk.device] = true
 	}
 	c.mu.Unlock()
 	for d := range devices {
 		c.requeue(d)
 	}
+}
+
+// wake ends the property's backoff if its last command failed for one of
+// reasons (for any reason when none are given), and reports whether it
+// did. The commander's mutex must be held.
+func (st *propState) wake(reasons []string) bool {
+	if st.inFlight || st.outcome == nil || st.outcome.Result != v1alpha1.CommandFailed || st.retryAt.IsZero() {
+		return false
+	}
+	if len(reasons) > 0 && !slices.Contains(reasons, st.outcome.Reason) {
+		return false
+	}
+	st.retryAt = time.Time{}
+	return true
 }
 
 // drive runs after a device and EdgeX agree: it compares each desired value
@@ -244,10 +257,13 @@ func (c *commander) driveOne(key types.NamespacedName, device, name, want, putUR
 	blocked *v1alpha1.CommandOutcome, entry *v1alpha1.ActualPropertyState) (*v1alpha1.CommandOutcome, time.Duration) {
 	pk := propKey{key, name}
 	c.mu.Lock()
-	st := c.props[pk]
+	st := c.stateLocked(pk)
 	if st == nil {
 		st = &propState{}
-		c.props[pk] = st
+		if c.props[key] == nil {
+			c.props[key] = map[string]*propState{}
+		}
+		c.props[key][name] = st
 	}
 	defer c.mu.Unlock()
 
@@ -330,7 +346,7 @@ func (st *propState) accepted(value string, entry *v1alpha1.ActualPropertyState)
 func (c *commander) acceptedHere(key types.NamespacedName, name, want string, entry *v1alpha1.ActualPropertyState) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := c.props[propKey{key, name}]
+	st := c.stateLocked(propKey{key, name})
 	return st != nil && st.accepted(want, entry)
 }
 
@@ -360,7 +376,7 @@ func (c *commander) inSync(entry *v1alpha1.ActualPropertyState, want string, res
 func (c *commander) ownOutcome(pk propKey) *v1alpha1.CommandOutcome {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if st := c.props[pk]; st != nil {
+	if st := c.stateLocked(pk); st != nil {
 		return st.outcome
 	}
 	return nil
@@ -424,7 +440,7 @@ func (c *commander) send(life context.Context, pk propKey, device, value string,
 		c.metrics.commandsFailed.WithLabelValues(c.metrics.pool, c.transport, outcome.Reason).Inc()
 	}
 	c.mu.Lock()
-	if st := c.props[pk]; st != nil {
+	if st := c.stateLocked(pk); st != nil {
 		st.inFlight = false
 		if st.value == value {
 			st.outcome = outcome
@@ -450,7 +466,7 @@ func (c *commander) send(life context.Context, pk propKey, device, value string,
 func (c *commander) abandon(pk propKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if st := c.props[pk]; st != nil {
+	if st := c.stateLocked(pk); st != nil {
 		st.inFlight = false
 	}
 }
@@ -471,7 +487,7 @@ func (c *commander) backoff(attempt int32) time.Duration {
 func (c *commander) confirmedAt(device types.NamespacedName, resource string) time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if st := c.props[propKey{device, resource}]; st != nil && st.outcome != nil && st.outcome.Result == v1alpha1.CommandSucceeded {
+	if st := c.stateLocked(propKey{device, resource}); st != nil && st.outcome != nil && st.outcome.Result == v1alpha1.CommandSucceeded {
 		return st.outcome.Time.Time
 	}
 	return time.Time{}
@@ -482,16 +498,23 @@ func (c *commander) confirmedAt(device types.NamespacedName, resource string) ti
 func (c *commander) forgetOthers(device types.NamespacedName, desired map[string]string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for pk, st := range c.props {
-		if pk.device == device && !st.inFlight {
-			if _, ok := desired[pk.resource]; !ok {
-				delete(c.props, pk)
-			}
+	byResource := c.props[device]
+	for resource, st := range byResource {
+		if _, ok := desired[resource]; !ok && !st.inFlight {
+			delete(byResource, resource)
 		}
+	}
+	if len(byResource) == 0 {
+		delete(c.props, device)
 	}
 	if len(desired) == 0 {
 		delete(c.limiters, device)
 	}
+}
+
+// stateLocked is what is remembered of one device resource, or nil.
+func (c *commander) stateLocked(pk propKey) *propState {
+	return c.props[pk.device][pk.resource]
 }
 
 // forget drops everything remembered of a deleted device.
