@@ -91,3 +91,40 @@ func TestNoCommandGoesOutAfterTheBridgeStops(t *testing.T) {
 		return nil
 	})
 }
+
+// Each way a command can fail shows in status, in PropertiesSynced and in
+// a Warning Event with a reason a person can act on.
+func TestCommandOutcomesNameTheirReason(t *testing.T) {
+	p := startPool(t, poolConfig{seedDemo: true, options: func(o *devicecontroller.Options) {
+		o.CommandTimeout = 500 * time.Millisecond
+		o.CommandRetryBase, o.CommandRetryMax = time.Minute, time.Minute
+	}})
+	cases := []struct {
+		name   string
+		fault  func(device string)
+		reason string
+	}{
+		{"a device slower than --command-timeout", func(d string) { p.sim.Faults().SetDeviceLatency(d, 5*time.Second) }, v1alpha1.ReasonTimeout},
+		{"a device service that does not answer", func(string) { p.sim.Faults().SetServiceDown(simulator.DemoServiceName, true) }, v1alpha1.ReasonServiceUnavailable},
+		{"a LOCKED device", func(d string) {
+			update(p, &v1alpha1.Device{}, d, func(d *v1alpha1.Device) { d.Spec.AdminState = v1alpha1.Locked })
+		}, v1alpha1.ReasonDeviceLocked},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			defer p.sim.Faults().Clear()
+			name := fmt.Sprintf("outcome-%d", i)
+			commandDevice(p, name, simulator.ProfileGPIO)
+			tc.fault(name)
+			setDesired(p, name, "pin_17", "true")
+			waitFor(p, &v1alpha1.Device{}, name, func(d *v1alpha1.Device) error {
+				last := d.Status.DeviceProperties["pin_17"].LastCommand
+				if last == nil || last.Result == v1alpha1.CommandSucceeded || last.Reason != tc.reason {
+					return fmt.Errorf("last command %+v, want reason %s", last, tc.reason)
+				}
+				return reason(d.Status.Conditions, v1alpha1.ConditionPropertiesSynced, tc.reason)
+			})
+			waitForEvent(t, p, tc.reason)
+		})
+	}
+}

@@ -452,7 +452,7 @@ func (c *commander) send(life context.Context, pk propKey, device, value string,
 		}
 	}
 	c.mu.Unlock()
-	if err != nil && unreachable(err) {
+	if err != nil && outcome.Reason == v1alpha1.ReasonEdgeXUnreachable {
 		select {
 		case c.outage <- struct{}{}:
 		default: // recovery is being watched already
@@ -571,6 +571,9 @@ func blockedOutcome(value, reason, message string) *v1alpha1.CommandOutcome {
 
 // commandReason names a failed command for status.
 func commandReason(err error) string {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return v1alpha1.ReasonTimeout
+	}
 	switch edgex.KindOf(err) {
 	case edgex.KindLocked:
 		return v1alpha1.ReasonDeviceLocked
@@ -587,6 +590,8 @@ func commandReason(err error) string {
 		return v1alpha1.ReasonServiceUnavailable
 	case edgex.KindUnauthorized:
 		return v1alpha1.ReasonUnauthorized
+	case edgex.KindInternal, edgex.KindConflict:
+		return v1alpha1.ReasonRefused
 	default:
 		return v1alpha1.ReasonCommandFailed
 	}
