@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/edgexfoundry/go-mod-core-contracts/v3/dtos"
@@ -62,7 +63,13 @@ func New(mgr manager.Manager, edge EdgeX, opts Options) (*Bridge, error) {
 		log:      mgr.GetLogger().WithName("edgebridge").WithValues("pool", opts.NodePool),
 	}
 	b.resync = newResyncer(&b.shared)
-	b.health = newEdgeHealth(edge.Ping, b.resync.trigger)
+	b.health = newEdgeHealth(edge.Ping, func() {
+		b.resync.trigger()
+		// Commands that failed while EdgeX was away go out now rather
+		// than after their grown backoff. wake may wait for the device
+		// queue; onRecover must not.
+		go b.commands.wake()
+	})
 	guard := newDeletionGuard()
 
 	var err error
@@ -95,9 +102,10 @@ func New(mgr manager.Manager, edge EdgeX, opts Options) (*Bridge, error) {
 
 	watch := &wipeWatch{shared: &b.shared, kinds: []probed{b.services, b.profiles, b.devices}, resync: b.resync.trigger}
 	for _, r := range []manager.Runnable{
-		b.devices, b.services, b.profiles, b.resync, b.telemetry, watch,
+		b.devices, b.services, b.profiles, b.resync, b.telemetry, b.commands, watch,
 		manager.RunnableFunc(b.health.run),
 		manager.RunnableFunc(b.listen),
+		manager.RunnableFunc(b.watchReconnects),
 	} {
 		if err := mgr.Add(r); err != nil {
 			return nil, fmt.Errorf("add bridge runnable: %w", err)
@@ -252,22 +260,37 @@ func (b *Bridge) listen(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("subscribe to EdgeX device events: %w", err)
 	}
-	connected := b.edge.Bus.Connected()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-			now := b.edge.Bus.Connected()
-			if now && !connected {
-				b.log.Info("message bus reconnected; resyncing to repair missed events")
-				b.resync.trigger()
-			}
-			connected = now
-		}
+	<-ctx.Done()
+	return nil
+}
+
+// watchReconnects resyncs each time the bus is ready again after it was
+// not: events were surely missed meanwhile. It listens to the client's own
+// connection changes, because a reconnect can take less time than any
+// polling interval and would go unnoticed until the periodic resync.
+func (b *Bridge) watchReconnects(ctx context.Context) error {
+	if b.edge.Bus == nil {
+		<-ctx.Done()
+		return nil
 	}
+	var mu sync.Mutex
+	wasDown := !b.edge.Bus.Connected()
+	remove := b.edge.Bus.NotifyConnection(func(connected bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !connected {
+			wasDown = true
+			return
+		}
+		if wasDown {
+			wasDown = false
+			b.log.Info("message bus reconnected; resyncing to repair missed events")
+			b.resync.trigger()
+		}
+	})
+	defer remove()
+	<-ctx.Done()
+	return nil
 }
 
 // dropped counts and logs messages the bus dropped because their handler

@@ -2,8 +2,10 @@ package devicecontroller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -36,11 +38,34 @@ type commander struct {
 	// command ends or telemetry shows drift.
 	requeue func(types.NamespacedName)
 	slots   chan struct{}
+	// ping asks core-command whether it answers; nil when the transport
+	// offers no way to ask. outage is signalled when a command found
+	// core-command unreachable, to start asking.
+	ping   func(context.Context) error
+	outage chan struct{}
 
-	mu       sync.Mutex
-	props    map[propKey]*propState
+	mu sync.Mutex
+	// props is what is remembered per device resource, by device, so
+	// that one device's bookkeeping never walks the whole pool.
+	props    map[types.NamespacedName]map[string]*propState
 	limiters map[types.NamespacedName]*rate.Limiter
+	// life is the manager's context while Start runs (this replica leads
+	// its pool); every command runs under it. running is false before
+	// Start and after its context ended: then nothing is sent. sends
+	// counts the commands under way, which Start waits for.
+	life    context.Context
+	running bool
+	sends   sync.WaitGroup
 }
+
+// recoveryProbeInterval is how often core-command is asked whether it
+// answers again while commands find it unreachable: commands held back by
+// their retry backoff go out within about this long of its return.
+const recoveryProbeInterval = 500 * time.Millisecond
+
+// notRunningRetry is when a device is looked at again if its reconcile
+// came before the commander started.
+const notRunningRetry = 200 * time.Millisecond
 
 type propKey struct {
 	device   types.NamespacedName
@@ -65,12 +90,98 @@ type propState struct {
 
 func newCommander(s *shared, cmd Commander, transport string, profiles *edgeView[dtos.DeviceProfile],
 	services *edgeView[dtos.DeviceService], requeue func(types.NamespacedName)) *commander {
-	return &commander{
+	c := &commander{
 		shared: s, cmd: cmd, transport: transport, profiles: profiles, services: services, requeue: requeue,
 		slots:    make(chan struct{}, s.opts.MaxCommandsInFlight),
-		props:    map[propKey]*propState{},
+		outage:   make(chan struct{}, 1),
+		props:    map[types.NamespacedName]map[string]*propState{},
 		limiters: map[types.NamespacedName]*rate.Limiter{},
 	}
+	if p, ok := cmd.(interface{ Ping(context.Context) error }); ok {
+		c.ping = p.Ping
+	}
+	return c
+}
+
+// Start runs while this replica leads its pool (a manager runnable).
+// Commands are sent only under ctx, so none goes out after shutdown or
+// after leadership is lost, and Start returns only once every command
+// under way has ended. Meanwhile it watches for core-command's recovery.
+func (c *commander) Start(ctx context.Context) error {
+	c.mu.Lock()
+	c.life, c.running = ctx, true
+	c.mu.Unlock()
+	c.watchRecovery(ctx)
+	c.mu.Lock()
+	c.running = false
+	c.mu.Unlock()
+	c.sends.Wait()
+	return nil
+}
+
+// watchRecovery waits for a command to find core-command unreachable, then
+// asks core-command every recoveryProbeInterval whether it answers; once it
+// does, the commands that failed for that are sent at once rather than
+// after their grown backoff (see wake).
+func (c *commander) watchRecovery(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.outage:
+		}
+		if c.ping == nil {
+			continue
+		}
+		tick := time.NewTicker(recoveryProbeInterval)
+		for answered := false; !answered; {
+			select {
+			case <-ctx.Done():
+				tick.Stop()
+				return
+			case <-tick.C:
+			}
+			pingCtx, cancel := context.WithTimeout(ctx, recoveryProbeInterval)
+			answered = c.ping(pingCtx) == nil
+			cancel()
+		}
+		tick.Stop()
+		c.wake(v1alpha1.ReasonEdgeXUnreachable)
+	}
+}
+
+// wake ends the backoff of every command that failed for one of reasons
+// (all failed ones when none are given) and asks for their devices to be
+// reconciled, so that they are retried now, within each device's
+// --command-rate. It runs when EdgeX answers again after an outage.
+func (c *commander) wake(reasons ...string) {
+	c.mu.Lock()
+	devices := map[types.NamespacedName]bool{}
+	for device, byResource := range c.props {
+		for _, st := range byResource {
+			if st.wake(reasons) {
+				devices[device] = true
+			}
+		}
+	}
+	c.mu.Unlock()
+	for d := range devices {
+		c.requeue(d)
+	}
+}
+
+// wake ends the property's backoff if its last command failed for one of
+// reasons (for any reason when none are given), and reports whether it
+// did. The commander's mutex must be held.
+func (st *propState) wake(reasons []string) bool {
+	if st.inFlight || st.outcome == nil || st.outcome.Result != v1alpha1.CommandFailed || st.retryAt.IsZero() {
+		return false
+	}
+	if len(reasons) > 0 && !slices.Contains(reasons, st.outcome.Reason) {
+		return false
+	}
+	st.retryAt = time.Time{}
+	return true
 }
 
 // drive runs after a device and EdgeX agree: it compares each desired value
@@ -106,13 +217,15 @@ func (c *commander) drive(_ context.Context, dev *v1alpha1.Device, edge dtos.Dev
 		want := desired[name]
 		res, found := findResource(profile, name)
 		entry := c.statusEntry(dev, edge.Name, name, res)
-		outcome, wait := c.driveOne(key, edge.Name, name, want, res, found, blocked, entry)
+		putURL := dev.Spec.DeviceProperties[name].PutURL
+		outcome, wait := c.driveOne(key, edge.Name, name, want, putURL, res, found, blocked, entry)
 		if wait > 0 && (requeueAfter == 0 || wait < requeueAfter) {
 			requeueAfter = wait
 		}
 		if outcome != nil {
 			// lastCommand records what was asked and how it went;
 			// actualValue stays what the device itself reported.
+			c.announce(dev, name, entry.LastCommand, outcome)
 			entry.LastCommand = outcome
 		}
 		dev.Status.DeviceProperties[name] = *entry
@@ -140,20 +253,29 @@ func (c *commander) drive(_ context.Context, dev *v1alpha1.Device, edge dtos.Dev
 
 // driveOne decides for one property: nothing to do, blocked, wait, or send.
 // It returns the outcome to show and, when it must look again later, when.
-func (c *commander) driveOne(key types.NamespacedName, device, name, want string, res dtos.DeviceResource, found bool,
+func (c *commander) driveOne(key types.NamespacedName, device, name, want, putURL string, res dtos.DeviceResource, found bool,
 	blocked *v1alpha1.CommandOutcome, entry *v1alpha1.ActualPropertyState) (*v1alpha1.CommandOutcome, time.Duration) {
 	pk := propKey{key, name}
 	c.mu.Lock()
-	st := c.props[pk]
+	st := c.stateLocked(pk)
 	if st == nil {
 		st = &propState{}
-		c.props[pk] = st
+		if c.props[key] == nil {
+			c.props[key] = map[string]*propState{}
+		}
+		c.props[key][name] = st
 	}
 	defer c.mu.Unlock()
 
 	if st.value != want && !st.inFlight {
 		// New intent: forget the old value's failures and backoff.
 		st.value, st.outcome, st.attempts, st.retryAt = want, nil, 0, time.Time{}
+	}
+	if refusal := c.refusePutURL(device, name, want, putURL); refusal != nil {
+		// Checked first: a putURL that names another device or resource is
+		// never followed, and the user learns so even while the device
+		// happens to hold the value.
+		return refusal, 0
 	}
 	if found && c.inSync(entry, want, res, st.outcome) {
 		return st.outcomeFor(want, entry.LastCommand), 0
@@ -175,15 +297,32 @@ func (c *commander) driveOne(key types.NamespacedName, device, name, want string
 	if now := time.Now(); now.Before(st.retryAt) {
 		return st.outcome, st.retryAt.Sub(now)
 	}
+	if !c.running {
+		// Not leading (yet, or any more): no command may go out.
+		return st.outcomeFor(want, entry.LastCommand), notRunningRetry
+	}
 	if !c.limiter(key).Allow() {
 		return blockedOutcome(want, v1alpha1.ReasonRateLimited,
 			fmt.Sprintf("more than %g commands a second for this device; waiting", c.opts.CommandRate)), time.Second
 	}
 	st.inFlight, st.value, st.sentAt = true, want, time.Now()
 	st.attempts++
-	putURL := entry.PutURL
-	go c.send(pk, device, want, putURL, st.attempts)
+	c.sends.Add(1)
+	go c.send(c.life, pk, device, want, st.attempts)
 	return st.outcomeFor(want, entry.LastCommand), 0
+}
+
+// announce records a Warning Event when a property's command starts
+// failing or being blocked for a new reason, so that `kubectl describe`
+// and event tooling show it; an unchanged outcome is not repeated.
+func (c *commander) announce(dev *v1alpha1.Device, name string, prev, cur *v1alpha1.CommandOutcome) {
+	if cur.Result == v1alpha1.CommandSucceeded {
+		return
+	}
+	if prev != nil && prev.Result == cur.Result && prev.Reason == cur.Reason && prev.Value == cur.Value {
+		return
+	}
+	c.warn(dev, cur.Reason, "Command", fmt.Sprintf("%s=%s %s: %s", name, truncate(cur.Value, 64), strings.ToLower(string(cur.Result)), cur.Message))
 }
 
 // outcomeFor returns the remembered outcome when it is about value, else
@@ -207,7 +346,7 @@ func (st *propState) accepted(value string, entry *v1alpha1.ActualPropertyState)
 func (c *commander) acceptedHere(key types.NamespacedName, name, want string, entry *v1alpha1.ActualPropertyState) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := c.props[propKey{key, name}]
+	st := c.stateLocked(propKey{key, name})
 	return st != nil && st.accepted(want, entry)
 }
 
@@ -237,25 +376,59 @@ func (c *commander) inSync(entry *v1alpha1.ActualPropertyState, want string, res
 func (c *commander) ownOutcome(pk propKey) *v1alpha1.CommandOutcome {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if st := c.props[pk]; st != nil {
+	if st := c.stateLocked(pk); st != nil {
 		return st.outcome
 	}
 	return nil
 }
 
-// send runs one command and records how it ended.
-func (c *commander) send(pk propKey, device, value, putURL string, attempt int32) {
-	c.slots <- struct{}{}
+// refusePutURL blocks a property whose putURL is not core-command's URL of
+// this device's own command: whoever may edit one Device must not command
+// another device through it. A putURL that passes names exactly the
+// command the bridge sends anyway, so it needs no sending of its own.
+func (c *commander) refusePutURL(device, name, want, putURL string) *v1alpha1.CommandOutcome {
+	own := c.cmd.URL(device, name)
+	if putURL == "" || putURL == own {
+		return nil
+	}
+	err := edgex.CheckCommandURL(putURL, device, name, own)
+	if err == nil {
+		return nil
+	}
+	var e *edgex.Error
+	why := err.Error()
+	if errors.As(err, &e) {
+		why = e.Message
+	}
+	return blockedOutcome(want, v1alpha1.ReasonInvalidPutURL,
+		fmt.Sprintf("spec.deviceProperties[%s].putURL is not followed: %s; leave it empty to use %s", name, why, own))
+}
+
+// send runs one command under life, the manager's context, and records
+// how it ended. When life ends first, the command is not sent (or is
+// abandoned) and nothing is recorded: the next leader starts again from
+// the difference status shows.
+func (c *commander) send(life context.Context, pk propKey, device, value string, attempt int32) {
+	defer c.sends.Done()
+	select {
+	case c.slots <- struct{}{}:
+	case <-life.Done():
+		c.abandon(pk)
+		return
+	}
 	defer func() { <-c.slots }()
-	ctx, cancel := context.WithTimeout(context.Background(), c.opts.CommandTimeout)
+	if life.Err() != nil {
+		c.abandon(pk)
+		return
+	}
+	ctx, cancel := context.WithTimeout(life, c.opts.CommandTimeout)
 	defer cancel()
 	values := map[string]string{pk.resource: value}
 	start := time.Now()
-	var err error
-	if uc, ok := c.cmd.(URLCommander); ok && putURL != "" && putURL != c.cmd.URL(device, pk.resource) {
-		err = uc.WriteURL(ctx, putURL, values)
-	} else {
-		err = c.cmd.Write(ctx, device, pk.resource, values)
+	err := c.cmd.Write(ctx, device, pk.resource, values)
+	if life.Err() != nil {
+		c.abandon(pk)
+		return
 	}
 	c.metrics.commandsSent.WithLabelValues(c.metrics.pool, c.transport).Inc()
 	c.metrics.commandSeconds.WithLabelValues(c.metrics.pool, c.transport).Observe(time.Since(start).Seconds())
@@ -267,7 +440,7 @@ func (c *commander) send(pk propKey, device, value, putURL string, attempt int32
 		c.metrics.commandsFailed.WithLabelValues(c.metrics.pool, c.transport, outcome.Reason).Inc()
 	}
 	c.mu.Lock()
-	if st := c.props[pk]; st != nil {
+	if st := c.stateLocked(pk); st != nil {
 		st.inFlight = false
 		if st.value == value {
 			st.outcome = outcome
@@ -279,7 +452,23 @@ func (c *commander) send(pk propKey, device, value, putURL string, attempt int32
 		}
 	}
 	c.mu.Unlock()
+	if err != nil && outcome.Reason == v1alpha1.ReasonEdgeXUnreachable {
+		select {
+		case c.outage <- struct{}{}:
+		default: // recovery is being watched already
+		}
+	}
 	c.requeue(pk.device)
+}
+
+// abandon forgets that a command is in flight when the bridge stopped
+// leading before it could end.
+func (c *commander) abandon(pk propKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.stateLocked(pk); st != nil {
+		st.inFlight = false
+	}
 }
 
 // backoff grows exponentially from CommandRetryBase to CommandRetryMax,
@@ -299,7 +488,7 @@ func (c *commander) backoff(attempt int32) time.Duration {
 func (c *commander) confirmedAt(device types.NamespacedName, resource string) time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if st := c.props[propKey{device, resource}]; st != nil && st.outcome != nil && st.outcome.Result == v1alpha1.CommandSucceeded {
+	if st := c.stateLocked(propKey{device, resource}); st != nil && st.outcome != nil && st.outcome.Result == v1alpha1.CommandSucceeded {
 		return st.sentAt
 	}
 	return time.Time{}
@@ -310,16 +499,23 @@ func (c *commander) confirmedAt(device types.NamespacedName, resource string) ti
 func (c *commander) forgetOthers(device types.NamespacedName, desired map[string]string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for pk, st := range c.props {
-		if pk.device == device && !st.inFlight {
-			if _, ok := desired[pk.resource]; !ok {
-				delete(c.props, pk)
-			}
+	byResource := c.props[device]
+	for resource, st := range byResource {
+		if _, ok := desired[resource]; !ok && !st.inFlight {
+			delete(byResource, resource)
 		}
+	}
+	if len(byResource) == 0 {
+		delete(c.props, device)
 	}
 	if len(desired) == 0 {
 		delete(c.limiters, device)
 	}
+}
+
+// stateLocked is what is remembered of one device resource, or nil.
+func (c *commander) stateLocked(pk propKey) *propState {
+	return c.props[pk.device][pk.resource]
 }
 
 // forget drops everything remembered of a deleted device.
@@ -376,6 +572,9 @@ func blockedOutcome(value, reason, message string) *v1alpha1.CommandOutcome {
 
 // commandReason names a failed command for status.
 func commandReason(err error) string {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return v1alpha1.ReasonTimeout
+	}
 	switch edgex.KindOf(err) {
 	case edgex.KindLocked:
 		return v1alpha1.ReasonDeviceLocked
@@ -392,6 +591,8 @@ func commandReason(err error) string {
 		return v1alpha1.ReasonServiceUnavailable
 	case edgex.KindUnauthorized:
 		return v1alpha1.ReasonUnauthorized
+	case edgex.KindInternal, edgex.KindConflict:
+		return v1alpha1.ReasonRefused
 	default:
 		return v1alpha1.ReasonCommandFailed
 	}
@@ -408,9 +609,11 @@ func (c *commander) statusEntry(dev *v1alpha1.Device, device, name string, res d
 	if entry.GetURL == "" {
 		entry.GetURL = c.cmd.URL(device, name)
 	}
-	entry.PutURL = dev.Spec.DeviceProperties[name].PutURL
-	if entry.PutURL == "" {
-		entry.PutURL = c.cmd.URL(device, name)
+	// Status shows where commands go: the user's putURL only when it is
+	// the device's own command URL (see refusePutURL).
+	entry.PutURL = c.cmd.URL(device, name)
+	if putURL := dev.Spec.DeviceProperties[name].PutURL; putURL != "" && edgex.CheckCommandURL(putURL, device, name, entry.PutURL) == nil {
+		entry.PutURL = putURL
 	}
 	if res.Properties.ValueType != "" {
 		entry.ValueType = res.Properties.ValueType

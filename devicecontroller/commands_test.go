@@ -77,7 +77,8 @@ func waitProperty(p *pool, device, resource, valueType, want string) {
 }
 
 // kubectl edit device -> EdgeX command -> the device, for a GPIO pin, a
-// sensor setting and a camera switch, over REST and over MQTT.
+// sensor setting, a camera switch and a camera's PTZ position (an Object
+// resource), over REST and over MQTT.
 func TestCommandsReachTheDevice(t *testing.T) {
 	cases := []struct {
 		profile, resource, valueType, value, deviceHolds string
@@ -85,6 +86,9 @@ func TestCommandsReachTheDevice(t *testing.T) {
 		{simulator.ProfileGPIO, "pin_17", "Bool", "true", "true"},
 		{simulator.ProfileSensor, "sample_rate", "Int32", "250", "250"},
 		{simulator.ProfileCamera, "streaming", "Bool", "TRUE", "true"},
+		// An Object value is JSON text, compared as JSON: the device's own
+		// key order and spacing are the same value, so one command only.
+		{simulator.ProfileCamera, "ptz", "Object", `{ "tilt": -5, "pan": 10.5, "zoom": 2 }`, `{"pan":10.5,"tilt":-5,"zoom":2}`},
 	}
 	for _, transport := range []string{"rest", "mqtt"} {
 		t.Run(transport, func(t *testing.T) {

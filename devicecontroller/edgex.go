@@ -37,16 +37,14 @@ type Commander interface {
 	URL(device, command string) string
 }
 
-// URLCommander can also honour a user-set putURL.
-type URLCommander interface {
-	WriteURL(ctx context.Context, putURL string, values map[string]string) error
-}
-
 // Bus is the EdgeX message bus as the bridge listens to it.
 type Bus interface {
 	SubscribeEvents(handler func(topic string, ev dtos.Event), onError func(topic string, err error)) error
 	SubscribeSystemEvents(handler func(topic string, se messagebus.SystemEvent), onError func(topic string, err error)) error
 	Connected() bool
+	// NotifyConnection calls fn on every change of the bus's readiness,
+	// however short the outage; remove stops it.
+	NotifyConnection(fn func(connected bool)) (remove func())
 }
 
 // Publisher publishes northbound telemetry.

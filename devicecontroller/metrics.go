@@ -29,19 +29,20 @@ type metrics struct {
 	// wipeChecksTriggered counts resyncs the wipe watch asked for.
 	wipeChecksTriggered *prometheus.CounterVec
 
-	eventsReceived  *prometheus.CounterVec
-	readings        *prometheus.CounterVec
-	decodeErrors    *prometheus.CounterVec
-	messagesDropped *prometheus.CounterVec
-	unknownDevices  *prometheus.CounterVec
-	statusWrites    *prometheus.CounterVec
-	readingValue    *prometheus.GaugeVec
-	seriesDropped   *prometheus.CounterVec
-	commandsSent    *prometheus.CounterVec
-	commandsFailed  *prometheus.CounterVec
-	commandSeconds  *prometheus.HistogramVec
-	northboundSent  *prometheus.CounterVec
-	northboundError *prometheus.CounterVec
+	eventsReceived    *prometheus.CounterVec
+	readings          *prometheus.CounterVec
+	decodeErrors      *prometheus.CounterVec
+	messagesDropped   *prometheus.CounterVec
+	unknownDevices    *prometheus.CounterVec
+	statusWrites      *prometheus.CounterVec
+	readingValue      *prometheus.GaugeVec
+	seriesDropped     *prometheus.CounterVec
+	commandsSent      *prometheus.CounterVec
+	commandsFailed    *prometheus.CounterVec
+	commandSeconds    *prometheus.HistogramVec
+	northboundSent    *prometheus.CounterVec
+	northboundError   *prometheus.CounterVec
+	northboundDropped *prometheus.CounterVec
 }
 
 var (
@@ -124,13 +125,17 @@ func newMetrics(pool string) *metrics {
 			northboundError: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "edgebridge_northbound_errors_total", Help: "Northbound publishes that failed.",
 			}, []string{"pool"}),
+			northboundDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "edgebridge_northbound_dropped_total",
+				Help: "Events not re-published northbound because the northbound queue was full (a slow or stalled northbound broker).",
+			}, []string{"pool"}),
 		}
 		ctrlmetrics.Registry.MustRegister(
 			vecs.reconciles, vecs.reconcileSeconds, vecs.edgexFailures, vecs.edgeEvents,
 			vecs.resyncs, vecs.resyncSeconds, vecs.deletionsHeld, vecs.imports, vecs.edgeDeletions, vecs.wipeChecksTriggered,
 			vecs.eventsReceived, vecs.readings, vecs.decodeErrors, vecs.messagesDropped, vecs.unknownDevices, vecs.statusWrites,
 			vecs.readingValue, vecs.seriesDropped, vecs.commandsSent, vecs.commandsFailed, vecs.commandSeconds,
-			vecs.northboundSent, vecs.northboundError,
+			vecs.northboundSent, vecs.northboundError, vecs.northboundDropped,
 		)
 	})
 	m := vecs
@@ -153,7 +158,7 @@ func newMetrics(pool string) *metrics {
 // publishing is on, as before the first publish.
 type telemetryCounters struct {
 	events, readings, unknownDevices, statusWrites, seriesDropped prometheus.Counter
-	northboundSent, northboundErrors                              prometheus.Counter
+	northboundSent, northboundErrors, northboundDropped           prometheus.Counter
 }
 
 func (m *metrics) telemetryCounters(northbound bool) telemetryCounters {
@@ -167,6 +172,7 @@ func (m *metrics) telemetryCounters(northbound bool) telemetryCounters {
 	if northbound {
 		c.northboundSent = m.northboundSent.WithLabelValues(m.pool)
 		c.northboundErrors = m.northboundError.WithLabelValues(m.pool)
+		c.northboundDropped = m.northboundDropped.WithLabelValues(m.pool)
 	}
 	return c
 }

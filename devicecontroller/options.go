@@ -53,6 +53,14 @@ type Options struct {
 	// NorthboundPrefix/<pool>/<namespace>/<device>/<source>.
 	Northbound       Publisher
 	NorthboundPrefix string
+	// NorthboundQueue is how many events wait for the northbound broker.
+	// Publishing runs apart from the EdgeX bus, which never waits for it:
+	// when the queue is full, as behind a stalled broker, events are not
+	// re-published and edgebridge_northbound_dropped_total counts them.
+	// Default 4096.
+	NorthboundQueue int
+	// NorthboundTimeout bounds one northbound publish. Default 5s.
+	NorthboundTimeout time.Duration
 
 	// CommandTransport names how commands travel, "rest" or "mqtt", for
 	// metrics. Default "rest".
@@ -100,6 +108,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.NorthboundPrefix == "" {
 		o.NorthboundPrefix = "edgebridge"
+	}
+	if o.NorthboundQueue <= 0 {
+		o.NorthboundQueue = 4096
+	}
+	if o.NorthboundTimeout <= 0 {
+		o.NorthboundTimeout = 5 * time.Second
 	}
 	if o.CommandTransport == "" {
 		o.CommandTransport = "rest"

@@ -35,6 +35,9 @@ type telemetry struct {
 	lookup   func(ctx context.Context, edgexName string) (*v1alpha1.Device, bool)
 	queue    workqueue.TypedDelayingInterface[types.NamespacedName]
 	counters telemetryCounters
+	// northbound holds events waiting to be re-published, so that the bus
+	// never waits for the northbound broker (see Options.NorthboundQueue).
+	northbound chan northboundItem
 
 	mu sync.Mutex
 	// owners remembers which Device an EdgeX name belongs to (see owner);
@@ -68,15 +71,22 @@ type reading struct {
 func newTelemetry(s *shared, commands *commander, lookup func(context.Context, string) (*v1alpha1.Device, bool)) *telemetry {
 	return &telemetry{
 		shared: s, commands: commands, lookup: lookup,
-		queue:     workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[types.NamespacedName]{Name: "telemetry"}),
-		counters:  s.metrics.telemetryCounters(s.opts.Northbound != nil),
-		owners:    map[string]ownerEntry{},
-		names:     map[types.NamespacedName]string{},
-		pending:   map[types.NamespacedName]map[string]reading{},
-		lastWrite: map[types.NamespacedName]time.Time{},
-		scheduled: map[types.NamespacedName]bool{},
-		gauges:    map[types.NamespacedName]map[string]prometheus.Gauge{},
+		queue:      workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[types.NamespacedName]{Name: "telemetry"}),
+		counters:   s.metrics.telemetryCounters(s.opts.Northbound != nil),
+		owners:     map[string]ownerEntry{},
+		names:      map[types.NamespacedName]string{},
+		pending:    map[types.NamespacedName]map[string]reading{},
+		lastWrite:  map[types.NamespacedName]time.Time{},
+		scheduled:  map[types.NamespacedName]bool{},
+		gauges:     map[types.NamespacedName]map[string]prometheus.Gauge{},
+		northbound: make(chan northboundItem, s.opts.NorthboundQueue),
 	}
+}
+
+// northboundItem is one event waiting for the northbound broker.
+type northboundItem struct {
+	key types.NamespacedName
+	ev  dtos.Event
 }
 
 // onEvent takes one device event from the bus. It runs on the bus's
@@ -90,7 +100,7 @@ func (t *telemetry) onEvent(_ string, ev dtos.Event) {
 		t.counters.unknownDevices.Inc()
 		return
 	}
-	t.publishNorthbound(key, ev)
+	t.enqueueNorthbound(key, ev)
 
 	t.mu.Lock()
 	t.exportGaugesLocked(key, ev)
@@ -168,9 +178,17 @@ func toReading(r dtos.BaseReading, eventOrigin int64) reading {
 	return out
 }
 
-// Start runs the status writers until ctx ends (leader only).
+// Start runs the status writers and the northbound publisher until ctx
+// ends (leader only).
 func (t *telemetry) Start(ctx context.Context) error {
 	var wg sync.WaitGroup
+	if t.opts.Northbound != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.publishNorthbound(ctx)
+		}()
+	}
 	for range t.opts.Workers {
 		wg.Add(1)
 		go func() {
@@ -411,10 +429,34 @@ func NorthboundTopic(prefix, pool, namespace, device, source string) string {
 	return strings.Join([]string{prefix, pool, namespace, device, source}, "/")
 }
 
-func (t *telemetry) publishNorthbound(key types.NamespacedName, ev dtos.Event) {
+// enqueueNorthbound hands an event to the northbound publisher without
+// ever waiting: it runs on the bus's delivery path. A full queue means the
+// northbound broker is behind; the event is counted as dropped.
+func (t *telemetry) enqueueNorthbound(key types.NamespacedName, ev dtos.Event) {
 	if t.opts.Northbound == nil {
 		return
 	}
+	select {
+	case t.northbound <- northboundItem{key: key, ev: ev}:
+	default:
+		t.counters.northboundDropped.Inc()
+	}
+}
+
+// publishNorthbound re-publishes queued events, one at a time and each
+// within NorthboundTimeout, until ctx ends.
+func (t *telemetry) publishNorthbound(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case item := <-t.northbound:
+			t.publishOne(ctx, item.key, item.ev)
+		}
+	}
+}
+
+func (t *telemetry) publishOne(ctx context.Context, key types.NamespacedName, ev dtos.Event) {
 	out := NorthboundEvent{
 		Pool: t.opts.NodePool, Namespace: key.Namespace, Device: key.Name, EdgeXName: ev.DeviceName,
 		Profile: ev.ProfileName, Source: ev.SourceName, Origin: time.Unix(0, ev.Origin).UTC(),
@@ -430,7 +472,7 @@ func (t *telemetry) publishNorthbound(key types.NamespacedName, ev dtos.Event) {
 	}
 	body, err := json.Marshal(out)
 	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, t.opts.NorthboundTimeout)
 		err = t.opts.Northbound.Publish(ctx, NorthboundTopic(t.opts.NorthboundPrefix, t.opts.NodePool, key.Namespace, key.Name, ev.SourceName), body)
 		cancel()
 	}

@@ -119,6 +119,21 @@ const (
 	ReasonNotManaged          = "NotManaged"
 )
 
+// Command outcome reasons added for issue 15 (kept apart so that the list
+// above stays stable for other edits).
+const (
+	// ReasonInvalidPutURL: a putURL that is not core-command's URL of the
+	// device's own resource; the bridge never follows it.
+	ReasonInvalidPutURL = "InvalidPutURL"
+	// ReasonTimeout: no answer to a command within --command-timeout; it
+	// is retried with backoff.
+	ReasonTimeout = "Timeout"
+	// ReasonRefused: EdgeX answered the command with an error no more
+	// specific reason covers (the device service or the device refused
+	// it); EdgeX's message says why.
+	ReasonRefused = "Refused"
+)
+
 // Condition keeps upstream's condition shape (type, status,
 // lastTransitionTime, reason, message) and adds observedGeneration.
 type Condition struct {

@@ -265,6 +265,7 @@ type DeviceStatus struct {
 // +kubebuilder:printcolumn:name="ADMIN",type="string",JSONPath=".status.adminState",description="Admin state in EdgeX"
 // +kubebuilder:printcolumn:name="OPERATING",type="string",JSONPath=".status.operatingState",description="Operating state in EdgeX"
 // +kubebuilder:printcolumn:name="REASON",type="string",JSONPath=".status.conditions[?(@.type==\"Synced\")].reason",description="Why it is or is not synced"
+// +kubebuilder:printcolumn:name="PROPERTIES",type="string",priority=1,JSONPath=".status.conditions[?(@.type==\"PropertiesSynced\")].reason",description="Whether the desired property values reached the device (InSync), or why not"
 // +kubebuilder:printcolumn:name="MANAGED",type="boolean",priority=1,JSONPath=".spec.managed",description="Whether this object (true) or EdgeX (false) owns the spec"
 // +kubebuilder:printcolumn:name="SERVICE",type="string",priority=1,JSONPath=".spec.serviceName"
 // +kubebuilder:printcolumn:name="PROFILE",type="string",priority=1,JSONPath=".spec.profileName"

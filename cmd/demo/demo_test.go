@@ -88,6 +88,24 @@ func TestDemoRunsLikeMakeDemo(t *testing.T) {
 			return nil
 		})
 	})
+	t.Run("the tour's camera PTZ command reaches the camera", func(t *testing.T) {
+		camera := info.Devices["camera-01"]
+		const ptz = `{"pan":10.5,"tilt":-5,"zoom":2}`
+		if !strings.Contains(d.output(), `"desiredValue":"{\"pan\":10.5,\"tilt\":-5,\"zoom\":2}"`) {
+			t.Errorf("the tour lacks the PTZ patch")
+		}
+		setDesired(t, c, info.Namespace, camera, "ptz", ptz)
+		testenv.Eventually(t, testenv.DefaultTimeout, func(ctx context.Context) error {
+			v, err := readObjectFromEdgeX(ctx, info.CoreCommandURL, "camera-01", "ptz")
+			if err != nil {
+				return err
+			}
+			if !convert.EqualValues("Object", ptz, v) {
+				return fmt.Errorf("core-command reads ptz=%s", v)
+			}
+			return nil
+		})
+	})
 	t.Run("a value the profile forbids is refused", func(t *testing.T) {
 		// Dry runs, so that a webhook not yet consulted (failurePolicy
 		// Ignore) cannot leave a bad value behind.

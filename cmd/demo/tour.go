@@ -54,6 +54,7 @@ type tourData struct {
 	BrokerPort            string
 	GPIO, Sensor, Camera  string
 	GPIOEdgeX             string
+	CameraEdgeX           string
 }
 
 var tour = template.Must(template.New("tour").Parse(`
@@ -88,6 +89,13 @@ In another terminal:
   {{.Kubectl}} get device {{.GPIO}} -n {{.Namespace}} -o jsonpath='{.status.deviceProperties.pin_17.actualValue}{"\n"}'
   {{.Kubectl}} get device {{.GPIO}} -n {{.Namespace}} -o jsonpath='{.status.conditions}{"\n"}'
   curl -s {{.CoreCommandURL}}/api/v3/device/name/{{.GPIOEdgeX}}/pin_17
+
+   A camera-style command: the camera's PTZ position is an Object resource (as ONVIF cameras have), set as JSON
+   and compared as JSON; -o wide shows whether each device's desired values are in sync:
+
+  {{.Kubectl}} patch device {{.Camera}} -n {{.Namespace}} --type merge -p '{"spec":{"deviceProperties":{"ptz":{"name":"ptz","desiredValue":"{\"pan\":10.5,\"tilt\":-5,\"zoom\":2}"}}}}'
+  {{.Kubectl}} get devices -n {{.Namespace}} -o wide
+  curl -s {{.CoreCommandURL}}/api/v3/device/name/{{.CameraEdgeX}}/ptz
 {{if .Admission}}
 4. A value the profile forbids is refused when applied (pin_27 is an input, read-only):
 
@@ -122,6 +130,7 @@ func printTour(w io.Writer, info readyInfo, binDir string) error {
 		BrokerHost:   broker.Hostname(),
 		BrokerPort:   broker.Port(),
 		GPIOEdgeX:    "gpio-board-01",
+		CameraEdgeX:  "camera-01",
 		GPIO:         info.Devices["gpio-board-01"],
 		Sensor:       info.Devices["env-sensor-01"],
 		Camera:       info.Devices["camera-01"],

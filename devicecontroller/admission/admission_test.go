@@ -3,6 +3,7 @@ package admission_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,7 +21,8 @@ func TestCreateChecksDesiredValuesAgainstTheProfile(t *testing.T) {
 	// either would refuse every value below.
 	mustCreate(t, readOnly(capturedProfile(t, ns, poolB, profileName)))
 	mustCreate(t, readOnly(capturedProfile(t, otherNS, poolA, profileName)))
-	const commandURL = "http://edgex-core-command:59882/api/v3/device/name/lamp/gpio_out_1"
+	// {device} stands for the device's own name.
+	const commandURL = "http://edgex-core-command:59882/api/v3/device/name/{device}/gpio_out_1"
 
 	cases := []struct {
 		name    string
@@ -82,16 +84,36 @@ func TestCreateChecksDesiredValuesAgainstTheProfile(t *testing.T) {
 			ns:      kube.Namespace(t),
 			values:  map[string]string{"counter": "5000"},
 			warning: `device profile "Test-GPIO-Sensor-Camera" of node pool "pool-a" not found`},
-		{name: "a putURL is accepted with a warning",
+		{name: "a putURL of the device's own resource is accepted with a warning",
 			values:  map[string]string{"gpio_out_1": "false"},
 			putURL:  commandURL,
-			warning: `spec.deviceProperties[gpio_out_1].putURL is set`},
+			warning: `spec.deviceProperties[gpio_out_1].putURL is set: the bridge follows it only if it is node pool "pool-a"'s core-command`},
+		{name: "a putURL naming another device is refused",
+			values:  map[string]string{"gpio_out_1": "false"},
+			putURL:  "http://edgex-core-command:59882/api/v3/device/name/someone-elses-device/gpio_out_1",
+			refused: []string{"spec.deviceProperties[gpio_out_1].putURL"},
+			details: []string{`it names device "someone-elses-device", not this device's EdgeX name "device-`}},
+		{name: "a putURL naming another resource is refused",
+			values:  map[string]string{"gpio_out_1": "false"},
+			putURL:  "http://edgex-core-command:59882/api/v3/device/name/{device}/counter",
+			refused: []string{"spec.deviceProperties[gpio_out_1].putURL"},
+			details: []string{`it names command "counter", not the property's resource "gpio_out_1"`}},
+		{name: "a putURL with a query is refused, even without a desired value",
+			values:  map[string]string{"gpio_out_1": ""},
+			putURL:  commandURL + "?ds-pushevent=true",
+			refused: []string{"spec.deviceProperties[gpio_out_1].putURL"},
+			details: []string{"a query"}},
+		{name: "a bad putURL and a bad value are named in one answer",
+			values:  map[string]string{"gpio_out_1": "notabool"},
+			putURL:  "ftp://x/y",
+			refused: []string{"spec.deviceProperties[gpio_out_1].putURL", "spec.deviceProperties[gpio_out_1].desiredValue"},
+			details: []string{"scheme must be http or https", `value "notabool" is not a Bool`}},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dev := device(or(tc.ns, ns), fmt.Sprintf("device-%d", i), or(tc.pool, poolA), or(tc.profile, profileName), tc.values)
 			for name, p := range dev.Spec.DeviceProperties {
-				p.PutURL = tc.putURL
+				p.PutURL = strings.ReplaceAll(tc.putURL, "{device}", dev.Name)
 				dev.Spec.DeviceProperties[name] = p
 			}
 			warnings, err := write(t, dev, false)
@@ -171,6 +193,18 @@ func TestUpdateChecksOnlyWhatItChanges(t *testing.T) {
 			device:  "lamp",
 			edit:    setPutURL("gpio_out_1", "http://other-pool-core-command:59882/api/v3/device/name/lamp/gpio_out_1"),
 			warning: "spec.deviceProperties[gpio_out_1].putURL is set"},
+		{name: "a putURL changed to another device's is refused",
+			device:  "lamp",
+			edit:    setPutURL("gpio_out_1", "http://edgex-core-command:59882/api/v3/device/name/unchecked/gpio_out_1"),
+			refused: []string{"spec.deviceProperties[gpio_out_1].putURL"},
+			details: []string{`it names device "unchecked", not this device's EdgeX name "lamp"`}},
+		{name: "renaming the device in EdgeX checks its putURLs again",
+			device: "lamp",
+			edit: func(d *v1alpha1.Device) {
+				d.Annotations = map[string]string{v1alpha1.EdgeXNameAnnotation: "hall-lamp"}
+			},
+			refused: []string{"spec.deviceProperties[gpio_out_1].putURL"},
+			details: []string{`not this device's EdgeX name "hall-lamp"`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -110,18 +110,18 @@ func (v *Validator) ValidateDelete(context.Context, *v1alpha1.Device) (admission
 }
 
 func (v *Validator) validate(ctx context.Context, old, dev *v1alpha1.Device) (admission.Warnings, error) {
-	warnings := putURLWarnings(old, dev)
-	names := valuesToCheck(old, dev)
-	if len(names) == 0 {
-		return warnings, nil
+	errs, warnings := checkPutURLs(old, dev)
+	if names := valuesToCheck(old, dev); len(names) > 0 {
+		profile, err := v.findProfile(ctx, dev)
+		if err != nil {
+			// Never refuse what could not be checked: the bridge checks
+			// again before sending and reports the outcome in status.
+			warnings = append(warnings, fmt.Sprintf("desired values not checked: %v; the bridge checks them before sending", err))
+		} else {
+			errs = append(errs, checkValues(profile, dev, names)...)
+		}
 	}
-	profile, err := v.findProfile(ctx, dev)
-	if err != nil {
-		// Never refuse what could not be checked: the bridge checks again
-		// before sending and reports the outcome in status.
-		return append(warnings, fmt.Sprintf("desired values not checked: %v; the bridge checks them before sending", err)), nil
-	}
-	if errs := checkValues(profile, dev, names); len(errs) > 0 {
+	if len(errs) > 0 {
 		return warnings, apierrors.NewInvalid(deviceKind, dev.Name, errs)
 	}
 	return warnings, nil

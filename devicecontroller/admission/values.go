@@ -1,13 +1,16 @@
 package admission
 
 import (
+	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/edgebridge/edgebridge/api/v1alpha1"
+	"github.com/edgebridge/edgebridge/edgex"
 	"github.com/edgebridge/edgebridge/edgex/convert"
 )
 
@@ -78,21 +81,39 @@ func findResource(profile *v1alpha1.DeviceProfile, name string) *v1alpha1.Device
 	return nil
 }
 
-// putURLWarnings warns about each new or changed putURL: the bridge sends
-// that property's commands to the URL as given, and admission cannot tell
-// whether it is the device's own pool's core-command.
-func putURLWarnings(old, dev *v1alpha1.Device) []string {
+// checkPutURLs checks each new or changed putURL, and every putURL when
+// the device's EdgeX name changed: it must be a core-command URL of this
+// device's own EdgeX name and of the property's own resource. Anything else
+// would let whoever may edit this Device command another device, in a
+// namespace they may not edit, with the bridge's credentials. Which
+// core-command (host and port) it names admission cannot know; the bridge
+// checks that, and accepted putURLs get a warning saying so.
+func checkPutURLs(old, dev *v1alpha1.Device) (field.ErrorList, []string) {
+	var errs field.ErrorList
 	var warnings []string
+	renamed := old != nil && v1alpha1.EdgeXName(old) != v1alpha1.EdgeXName(dev)
 	for _, name := range sortedKeys(dev.Spec.DeviceProperties) {
-		url := dev.Spec.DeviceProperties[name].PutURL
-		if url == "" || (old != nil && old.Spec.DeviceProperties[name].PutURL == url) {
+		putURL := dev.Spec.DeviceProperties[name].PutURL
+		if putURL == "" || (old != nil && !renamed && old.Spec.DeviceProperties[name].PutURL == putURL) {
+			continue
+		}
+		path := devicePropertiesPath.Key(name).Child("putURL")
+		if err := edgex.CheckCommandURL(putURL, v1alpha1.EdgeXName(dev), name, ""); err != nil {
+			why := err.Error()
+			var e *edgex.Error
+			if errors.As(err, &e) {
+				why = e.Message
+			}
+			errs = append(errs, field.Invalid(path, field.OmitValueType{},
+				fmt.Sprintf("must be core-command's URL of this device's own resource, .../api/v3/device/name/%s/%s, or empty: %s",
+					url.PathEscape(v1alpha1.EdgeXName(dev)), url.PathEscape(name), why)))
 			continue
 		}
 		warnings = append(warnings, fmt.Sprintf(
-			"%s is set: commands go to it as given, unchecked; leave it empty to use node pool %q's core-command",
-			devicePropertiesPath.Key(name).Child("putURL"), dev.Spec.NodePool))
+			"%s is set: the bridge follows it only if it is node pool %q's core-command; leave it empty to use that one",
+			path, dev.Spec.NodePool))
 	}
-	return warnings
+	return errs, warnings
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -116,12 +116,33 @@ func equalScalars(t scalarType, a, b string) bool {
 	case kindFloat:
 		return equalFloats(t.bits, a, b)
 	case kindObject:
-		x, errX := decodeText(a)
-		y, errY := decodeText(b)
+		x, errX := decodeObjectText(a)
+		y, errY := decodeObjectText(b)
 		return errX == nil && errY == nil && sameTree(x, y)
 	default:
 		return a == b
 	}
+}
+
+// decodeObjectText decodes an Object value. Some device services report
+// an Object reading as a JSON string holding the object's JSON text
+// (device-mqtt's objectValue "{\"pan\":10}" in the EdgeX captures), others
+// as the object itself; both mean the object, so that a desired value set
+// as JSON is not sent again forever because of how the device echoes it.
+func decodeObjectText(text string) (any, error) {
+	v, err := decodeText(text)
+	if err != nil {
+		return nil, err
+	}
+	if s, ok := v.(string); ok {
+		if inner, err := decodeText(s); err == nil {
+			switch inner.(type) {
+			case map[string]any, []any:
+				return inner, nil
+			}
+		}
+	}
+	return v, nil
 }
 
 // canonicalInteger is an integer's text without '+' and leading zeros

@@ -52,6 +52,12 @@ func TestEqualValues(t *testing.T) {
 		{"Int32Array", "[]", "[ ]", true},
 		{"Object", `{"a":1,"b":[true,null]}`, `{ "b": [true, null], "a": 1.0 }`, true},
 		{"Object", `{"a":1}`, `{"a":"1"}`, false},
+		// device-mqtt reports objectValue as a JSON string of the object.
+		{"Object", `{"pan":10,"tilt":-5}`, `"{\"tilt\":-5,\"pan\":10}"`, true},
+		{"Object", `{"pan":10}`, `"{\"pan\":11}"`, false},
+		{"Object", `"plain text"`, `"plain text"`, true},
+		{"Object", `"{}"`, `{}`, true},
+		{"Object", `"5"`, `5`, false},
 		{"String", "On", "on", false},
 		{"String", " x", "x", false},
 		{"Binary", "AAEC", "AAEC", true},

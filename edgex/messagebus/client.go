@@ -181,6 +181,12 @@ type Client struct {
 	routes  map[string][]func(topic string, payload []byte)
 
 	commands pendingCommands
+
+	// listeners are told of every change of readiness, as
+	// Options.OnConnectionChange is (see NotifyConnection).
+	listenersMu  sync.Mutex
+	listeners    map[int]func(connected bool)
+	nextListener int
 }
 
 // New checks the options and builds a client; nothing touches the network
@@ -452,6 +458,37 @@ func (c *Client) announce(connected bool) {
 	}
 	if c.opts.OnConnectionChange != nil {
 		c.opts.OnConnectionChange(connected)
+	}
+	c.listenersMu.Lock()
+	listeners := make([]func(bool), 0, len(c.listeners))
+	for _, fn := range c.listeners {
+		listeners = append(listeners, fn)
+	}
+	c.listenersMu.Unlock()
+	for _, fn := range listeners {
+		fn(connected)
+	}
+}
+
+// NotifyConnection calls fn each time the client becomes ready (connected
+// with every subscription in place) or stops being ready, like
+// Options.OnConnectionChange, for users that come after New. Calls come
+// from one goroutine, in order, and must return quickly: a reconnect that
+// takes less than a second, which no polling of Connected would see, is
+// still two calls. remove stops the calls.
+func (c *Client) NotifyConnection(fn func(connected bool)) (remove func()) {
+	c.listenersMu.Lock()
+	defer c.listenersMu.Unlock()
+	if c.listeners == nil {
+		c.listeners = map[int]func(bool){}
+	}
+	id := c.nextListener
+	c.nextListener++
+	c.listeners[id] = fn
+	return func() {
+		c.listenersMu.Lock()
+		delete(c.listeners, id)
+		c.listenersMu.Unlock()
 	}
 }
 

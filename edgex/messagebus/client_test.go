@@ -590,3 +590,27 @@ func TestNewChecksOptions(t *testing.T) {
 		t.Errorf("defaults not applied: %+v", c.opts)
 	}
 }
+
+// Listeners added after New hear every change of readiness, in order, like
+// OnConnectionChange, and stop hearing once removed.
+func TestNotifyConnectionAfterNew(t *testing.T) {
+	b := broker.Start(t, broker.Options{})
+	c := newClient(t, fastOptions(b.URL()))
+	first, second := make(chan bool, 10), make(chan bool, 10)
+	c.NotifyConnection(func(connected bool) { first <- connected })
+	removeSecond := c.NotifyConnection(func(connected bool) { second <- connected })
+	startClient(t, c)
+	for _, ch := range []chan bool{first, second} {
+		if got := receive(t, ch, 1, "connection changes"); !got[0] {
+			t.Fatalf("first connection change reported %v", got[0])
+		}
+	}
+	removeSecond()
+	must(t, b.Restart())
+	if got := receive(t, first, 2, "connection changes"); got[0] || !got[1] {
+		t.Fatalf("connection changes after restart: %v, want [false true]", got)
+	}
+	if len(second) != 0 {
+		t.Errorf("a removed listener heard %d changes", len(second))
+	}
+}

@@ -67,8 +67,12 @@ func (s *Simulator) reachDevice(ctx context.Context, device string) *apiError {
 	if s.faults.serviceDown(t.service.Name) {
 		return serviceUnreachable()
 	}
-	if !wait(ctx, s.faults.deviceLatency(device)) {
-		return newAPIError(http.StatusServiceUnavailable, "failed to send a http request -> %s", ctx.Err())
+	// The device service's driver call takes no context (device-sdk-go's
+	// HandleWriteCommands and HandleReadCommands): once the request has
+	// reached it, a slow device finishes its work even if the caller gave
+	// up. Only the simulator's own end cuts the wait short.
+	if !wait(s.lifetime, s.faults.deviceLatency(device)) {
+		return newAPIError(http.StatusServiceUnavailable, "failed to send a http request -> %s", s.lifetime.Err())
 	}
 	return nil
 }

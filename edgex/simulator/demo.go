@@ -63,6 +63,10 @@ func command(name, readWrite string, resources ...string) dtos.DeviceCommand {
 func DemoProfiles() []dtos.DeviceProfile {
 	snapshot := resource("snapshot", "latest camera frame", common.ValueTypeBinary, common.ReadWrite_R, "")
 	snapshot.Properties.MediaType = "image/jpeg"
+	// An Object resource, as EdgeX's ONVIF and USB camera services use for
+	// PTZ and streaming commands (device-mqtt's "json" in the captures).
+	ptz := resource("ptz", "pan, tilt and zoom position", common.ValueTypeObject, common.ReadWrite_RW, `{"pan":0,"tilt":0,"zoom":1}`)
+	ptz.Properties.MediaType = "application/json"
 	return []dtos.DeviceProfile{
 		{
 			DeviceProfileBasicInfo: dtos.DeviceProfileBasicInfo{Name: ProfileGPIO, Manufacturer: "edgebridge",
@@ -91,6 +95,7 @@ func DemoProfiles() []dtos.DeviceProfile {
 				snapshot,
 				resource("stream_url", "RTSP stream address", common.ValueTypeString, common.ReadWrite_R, "rtsp://127.0.0.1:8554/live"),
 				resource("streaming", "stream on or off", common.ValueTypeBool, common.ReadWrite_RW, "false"),
+				ptz,
 			},
 		},
 	}

@@ -51,6 +51,9 @@ func parseRequest(data []byte) (commandRequest, bool) {
 // serveExternal answers one message on core-command's external request
 // topics.
 func (s *Simulator) serveExternal(ctx context.Context, topic string, payload []byte) {
+	if s.faults.coreCommandDown() {
+		return // a stopped core-command answers nothing
+	}
 	req, ok := parseRequest(payload)
 	if !ok {
 		s.log.Debug("dropped external request", "topic", topic)

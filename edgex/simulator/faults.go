@@ -22,6 +22,7 @@ type Faults struct {
 	truncate      bool
 	servicesDown  map[string]bool
 	busWasDropped bool
+	commandDown   bool
 }
 
 // SetLatency makes every REST call wait d before it is served (a call whose
@@ -96,6 +97,26 @@ func (f *Faults) SetServiceDown(service string, down bool) {
 	}
 }
 
+// SetCommandDown stops core-command (its port refuses connections and its
+// external MQTT API answers nothing) or starts it again on the same port.
+// core-metadata and the device services stay up.
+func (f *Faults) SetCommandDown(down bool) error {
+	f.mu.Lock()
+	f.commandDown = down
+	f.mu.Unlock()
+	if down {
+		f.sim.stopCommand()
+		return nil
+	}
+	return f.sim.startCommand()
+}
+
+func (f *Faults) coreCommandDown() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.commandDown
+}
+
 // DropBus disconnects the simulator from the broker: nothing is published
 // and no external command is answered until RestoreBus. Without a bus it
 // does nothing.
@@ -122,13 +143,19 @@ func (f *Faults) RestoreBus() {
 // Clear removes every fault, reconnecting the bus if it was dropped.
 func (f *Faults) Clear() {
 	f.mu.Lock()
-	dropped := f.busWasDropped
+	dropped, commandDown := f.busWasDropped, f.commandDown
+	f.commandDown = false
 	f.delay, f.deviceDelay = 0, nil
 	f.failStatus, f.failLeft, f.listStatus, f.listLeft = 0, 0, 0, 0
 	f.errorBody, f.truncate, f.servicesDown = false, false, nil
 	f.mu.Unlock()
 	if dropped {
 		f.RestoreBus()
+	}
+	if commandDown {
+		if err := f.sim.startCommand(); err != nil {
+			f.sim.log.Error("restart core-command", "err", err)
+		}
 	}
 }
 

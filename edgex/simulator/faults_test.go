@@ -181,3 +181,43 @@ func TestDropAndRestoreBus(t *testing.T) {
 		t.Errorf("command query answered %+v", answer)
 	}
 }
+
+// A stopped core-command refuses connections while core-metadata keeps
+// answering, and serves again on the same URL once started.
+func TestCommandDownRefusesConnectionsUntilStartedAgain(t *testing.T) {
+	sim := seededDemo(t, Options{})
+	f := sim.Faults()
+	ping := func(base string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v3/ping", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	}
+	if err := f.SetCommandDown(true); err != nil {
+		t.Fatal(err)
+	}
+	if err := ping(sim.CommandURL()); err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("core-command while down: %v, want connection refused", err)
+	}
+	if err := ping(sim.MetadataURL()); err != nil {
+		t.Errorf("core-metadata while core-command is down: %v", err)
+	}
+	if err := f.SetCommandDown(false); err != nil {
+		t.Fatal(err)
+	}
+	if err := ping(sim.CommandURL()); err != nil {
+		t.Errorf("core-command after it started again: %v", err)
+	}
+	if err := f.SetCommandDown(true); err != nil {
+		t.Fatal(err)
+	}
+	f.Clear()
+	if err := ping(sim.CommandURL()); err != nil {
+		t.Errorf("core-command after Clear: %v", err)
+	}
+}

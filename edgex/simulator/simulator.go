@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -104,13 +105,18 @@ type Simulator struct {
 	lastNanos int64
 
 	metadataURL, commandURL string
-	servers                 []*http.Server
-	bus                     *bus
-	autoEvents              *autoEvents
-	lifetime                context.Context
-	stop                    context.CancelFunc
-	wg                      sync.WaitGroup
-	started, closed         atomic.Bool
+	// serversMu guards servers and commandServer, which SetCommandDown
+	// replaces while the simulator runs.
+	serversMu       sync.Mutex
+	servers         []*http.Server
+	commandServer   *http.Server
+	serverTLSConf   *tls.Config
+	bus             *bus
+	autoEvents      *autoEvents
+	lifetime        context.Context
+	stop            context.CancelFunc
+	wg              sync.WaitGroup
+	started, closed atomic.Bool
 }
 
 // New prepares a simulator with an empty database.
@@ -143,10 +149,11 @@ func (s *Simulator) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if s.metadataURL, err = s.listen(s.opts.MetadataAddr, s.metadataHandler(), tlsConfig); err != nil {
+	if s.metadataURL, err = s.listen(s.opts.MetadataAddr, s.metadataHandler(), tlsConfig, false); err != nil {
 		return fmt.Errorf("start core-metadata: %w", err)
 	}
-	if s.commandURL, err = s.listen(s.opts.CommandAddr, s.commandHandler(), tlsConfig); err != nil {
+	s.serverTLSConf = tlsConfig
+	if s.commandURL, err = s.listen(s.opts.CommandAddr, s.commandHandler(), tlsConfig, true); err != nil {
 		s.shutdownServers()
 		return fmt.Errorf("start core-command: %w", err)
 	}
@@ -175,7 +182,7 @@ func (s *Simulator) serverTLS() (*tls.Config, error) {
 }
 
 // listen serves handler on addr and returns its base URL.
-func (s *Simulator) listen(addr string, handler http.Handler, tlsConfig *tls.Config) (string, error) {
+func (s *Simulator) listen(addr string, handler http.Handler, tlsConfig *tls.Config, isCommand bool) (string, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", err
@@ -186,7 +193,12 @@ func (s *Simulator) listen(addr string, handler http.Handler, tlsConfig *tls.Con
 		scheme = "https"
 	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
+	s.serversMu.Lock()
 	s.servers = append(s.servers, srv)
+	if isCommand {
+		s.commandServer = srv
+	}
+	s.serversMu.Unlock()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -213,7 +225,10 @@ func (s *Simulator) Close() error {
 func (s *Simulator) shutdownServers() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	for _, srv := range s.servers {
+	s.serversMu.Lock()
+	servers := append([]*http.Server(nil), s.servers...)
+	s.serversMu.Unlock()
+	for _, srv := range servers {
 		if err := srv.Shutdown(ctx); err != nil {
 			_ = srv.Close()
 		}
@@ -312,4 +327,32 @@ func wait(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// stopCommand closes core-command's listener and connections: clients
+// find the port refusing connections, as when the container is stopped.
+func (s *Simulator) stopCommand() {
+	s.serversMu.Lock()
+	srv := s.commandServer
+	s.commandServer = nil
+	s.serversMu.Unlock()
+	if srv != nil {
+		_ = srv.Close()
+	}
+}
+
+// startCommand serves core-command again on the port it had.
+func (s *Simulator) startCommand() error {
+	s.serversMu.Lock()
+	running := s.commandServer != nil
+	s.serversMu.Unlock()
+	if running || s.closed.Load() {
+		return nil
+	}
+	u, err := url.Parse(s.commandURL)
+	if err != nil {
+		return err
+	}
+	_, err = s.listen(u.Host, s.commandHandler(), s.serverTLSConf, true)
+	return err
 }
