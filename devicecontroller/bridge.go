@@ -106,7 +106,7 @@ func New(mgr manager.Manager, edge EdgeX, opts Options) (*Bridge, error) {
 	if err := mgr.AddReadyzCheck("edgex", b.readyz); err != nil {
 		return nil, err
 	}
-	if err := mgr.AddReadyzCheck("cloud", opts.Cloud.Readyz); err != nil {
+	if err := mgr.AddReadyzCheck("cloud-reachable", opts.Cloud.Readyz); err != nil {
 		return nil, err
 	}
 	if err := mgr.Add(opts.Cloud); err != nil {

@@ -190,13 +190,11 @@ func (l *LeaderLock) Update(ctx context.Context, rec resourcelock.LeaderElection
 	}
 	l.mu.Unlock()
 	if mine && l.beacon != nil {
-		if other := l.beacon.otherLeader(l.opts.LeaseDuration); other != "" {
-			return fmt.Errorf("replica %s leads the pool, as its beacon says; not taking the lease", other)
-		}
-		if takeover {
-			if err := l.beacon.silentFor(l.opts.LeaseDuration); err != nil {
+		if err := l.beacon.refusal(l.opts.LeaseDuration, takeover); err != nil {
+			if takeover {
 				return fmt.Errorf("take the lease over from %s: %w", previous, err)
 			}
+			return fmt.Errorf("renew the lease: %w", err)
 		}
 	}
 	callCtx, cancel := context.WithTimeout(ctx, l.callTimeout())
@@ -356,6 +354,19 @@ func (b *beacon) otherLeader(d time.Duration) string {
 		}
 	}
 	return ""
+}
+
+// refusal says why this replica must not take (takeover) or keep the
+// lease, as the pool's beacons tell: another replica claimed to lead within
+// d, or, to take it over, the pool does not prove that none did.
+func (b *beacon) refusal(d time.Duration, takeover bool) error {
+	if other := b.otherLeader(d); other != "" {
+		return fmt.Errorf("replica %s leads the pool, as its beacon says", other)
+	}
+	if takeover {
+		return b.silentFor(d)
+	}
+	return nil
 }
 
 // silentFor reports why the pool does not prove that no other replica
