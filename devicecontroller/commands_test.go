@@ -293,9 +293,3 @@ func TestCommandInFlightWhenTheBridgeStopsIsNotForgotten(t *testing.T) {
 		t.Errorf("%d writes reached the device, want 3 (true, false, true): %+v", len(writes), writes)
 	}
 }
-
-func (w *writes) count() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.all)
-}

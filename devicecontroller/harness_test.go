@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/edgexfoundry/go-mod-core-contracts/v3/dtos"
+	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -38,6 +39,10 @@ var (
 func TestMain(m *testing.M) {
 	if os.Getenv("EDGEBRIDGE_TEST_LOGS") != "" {
 		ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
+	} else {
+		// Without it, the first log line (a failing /readyz check) prints
+		// controller-runtime's warning and a stack trace.
+		ctrl.SetLogger(logr.Discard())
 	}
 	var err error
 	if kube, err = testenv.StartKube(testenv.KubeOptions{}); err != nil {
