@@ -326,7 +326,6 @@ func (b *Bridge) Ready() error {
 func (b *Bridge) watchCloud(mgr manager.Manager) {
 	cloud := b.opts.Cloud
 	cloud.OnRecover(func() {
-		b.log.Info("the cloud answers again; resyncing to write what was held")
 		b.resync.trigger()
 	})
 	cloud.OnRecover(b.telemetry.flushSoon)

@@ -9,9 +9,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
@@ -34,6 +36,7 @@ type Cloud struct {
 	requestTimeout time.Duration
 	reachableGauge prometheus.Gauge
 	outages        prometheus.Counter
+	log            logr.Logger
 
 	mu        sync.Mutex
 	down      bool
@@ -74,7 +77,8 @@ func NewCloud(pool string, requestTimeout time.Duration) *Cloud {
 		requestTimeout = DefaultKubeRequestTimeout
 	}
 	c := &Cloud{pool: pool, requestTimeout: requestTimeout, wake: make(chan struct{}, 1),
-		reachableGauge: cloudReachable.WithLabelValues(pool), outages: cloudOutages.WithLabelValues(pool)}
+		reachableGauge: cloudReachable.WithLabelValues(pool), outages: cloudOutages.WithLabelValues(pool),
+		log: ctrllog.Log.WithName("edgebridge").WithName("cloud").WithValues("pool", pool)}
 	c.reachableGauge.Set(1)
 	c.outages.Add(0)
 	return c
@@ -130,6 +134,7 @@ func (c *Cloud) failed(err error) {
 	c.down, c.since = true, time.Now()
 	c.reachableGauge.Set(0)
 	c.outages.Inc()
+	c.log.Info("cloud unreachable; working from cache, holding status writes", "cause", err.Error())
 	select {
 	case c.wake <- struct{}{}:
 	default:
@@ -145,6 +150,7 @@ func (c *Cloud) answered() {
 	}
 	c.down, c.lastErr = false, nil
 	c.reachableGauge.Set(1)
+	c.log.Info("cloud answers again; writing what was held", "after", time.Since(c.since).Round(time.Second).String())
 	for _, f := range c.onRecover {
 		f()
 	}
