@@ -38,8 +38,10 @@ type Cloud struct {
 	outages        prometheus.Counter
 	log            logr.Logger
 
-	mu        sync.Mutex
-	down      bool
+	mu   sync.Mutex
+	down bool
+	// back is closed when the cloud answers again; it exists while down.
+	back      chan struct{}
 	since     time.Time
 	lastErr   error
 	onRecover []func()
@@ -131,7 +133,7 @@ func (c *Cloud) failed(err error) {
 	if c.down {
 		return
 	}
-	c.down, c.since = true, time.Now()
+	c.down, c.since, c.back = true, time.Now(), make(chan struct{})
 	c.reachableGauge.Set(0)
 	c.outages.Inc()
 	c.log.Info("cloud unreachable; working from cache, holding status writes", "cause", err.Error())
@@ -149,6 +151,7 @@ func (c *Cloud) answered() {
 		return
 	}
 	c.down, c.lastErr = false, nil
+	close(c.back)
 	c.reachableGauge.Set(1)
 	c.log.Info("cloud answers again; writing what was held", "after", time.Since(c.since).Round(time.Second).String())
 	for _, f := range c.onRecover {
@@ -213,6 +216,9 @@ type cloudTransport struct {
 
 func (t *cloudTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	callerCtx := req.Context()
+	if err := t.cloud.holdRead(req); err != nil {
+		return nil, err
+	}
 	cancel := func() {}
 	if !isWatch(req) {
 		if _, bounded := callerCtx.Deadline(); !bounded {
@@ -236,6 +242,34 @@ func (t *cloudTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 	return resp, nil
+}
+
+// holdRead keeps a read that no deadline bounds (an informer's list or
+// watch) waiting while the cloud is away, and lets it go the moment the
+// cloud answers. Failing it instead would only grow the informer's backoff
+// (up to a minute) and leave the cache, and so every object's next
+// reconcile, that much behind after the outage. Writes, and reads with a
+// deadline (the lease), go out and say whether the cloud is back.
+func (c *Cloud) holdRead(req *http.Request) error {
+	if req.Method != http.MethodGet {
+		return nil
+	}
+	if _, bounded := req.Context().Deadline(); bounded {
+		return nil
+	}
+	c.mu.Lock()
+	back := c.back
+	down := c.down
+	c.mu.Unlock()
+	if !down {
+		return nil
+	}
+	select {
+	case <-back:
+		return nil
+	case <-req.Context().Done():
+		return req.Context().Err()
+	}
 }
 
 func isWatch(req *http.Request) bool {
