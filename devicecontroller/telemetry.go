@@ -46,10 +46,6 @@ type telemetry struct {
 	// scheduled are the devices whose status write is queued and not yet
 	// started.
 	scheduled map[types.NamespacedName]bool
-	// unsure are the devices whose last status write got no answer: it may
-	// have landed unseen (the watch died with the link), so the cache is
-	// no proof of what status holds until a write succeeds.
-	unsure map[types.NamespacedName]bool
 	// gauges are the exported reading series by device and resource;
 	// series counts them against MaxReadingSeries.
 	gauges map[types.NamespacedName]map[string]prometheus.Gauge
@@ -206,7 +202,6 @@ func (t *telemetry) flush(ctx context.Context, key types.NamespacedName) {
 	// interval.
 	t.lastWrite[key] = time.Now()
 	edgexName := t.names[key]
-	unsure := t.unsure[key]
 	t.mu.Unlock()
 	if len(latest) == 0 {
 		return
@@ -222,15 +217,15 @@ func (t *telemetry) flush(ctx context.Context, key types.NamespacedName) {
 		t.disown(key, edgexName)
 		return
 	}
+	patch, newest := t.statusPatch(key, dev, latest)
+	if len(patch) == 0 {
+		return
+	}
 	if down, _, _ := t.cloud.Down(); down {
 		// The write waits for the cloud, coalescing with later readings;
 		// meanwhile the commander reads them from here (unwritten).
 		t.requeueReadings(key, latest)
 		t.requeueIfDesired(key, dev, latest)
-		return
-	}
-	patch, newest := t.statusPatch(key, dev, latest, unsure)
-	if len(patch) == 0 {
 		return
 	}
 	body, err := json.Marshal(map[string]any{"status": map[string]any{
@@ -241,12 +236,6 @@ func (t *telemetry) flush(ctx context.Context, key types.NamespacedName) {
 	}
 	if err != nil {
 		t.log.V(1).Info("telemetry status write failed; retrying", "device", key.String(), "error", err.Error())
-		t.mu.Lock()
-		if t.unsure == nil {
-			t.unsure = map[types.NamespacedName]bool{}
-		}
-		t.unsure[key] = true
-		t.mu.Unlock()
 		t.requeueReadings(key, latest)
 		t.requeueIfDesired(key, dev, latest)
 		return
@@ -254,16 +243,11 @@ func (t *telemetry) flush(ctx context.Context, key types.NamespacedName) {
 	// A value that differs from a desired one reaches the commander through
 	// the watch event of this write (see reportedDesiredChanged).
 	t.counters.statusWrites.Inc()
-	if unsure {
-		t.mu.Lock()
-		delete(t.unsure, key)
-		t.mu.Unlock()
-	}
 }
 
 // statusPatch returns the status entries that changed and the newest
-// reading time (ms); with unsure, every reading counts as changed.
-func (t *telemetry) statusPatch(key types.NamespacedName, dev *v1alpha1.Device, latest map[string]reading, unsure bool) (map[string]any, int64) {
+// reading time (ms).
+func (t *telemetry) statusPatch(key types.NamespacedName, dev *v1alpha1.Device, latest map[string]reading) (map[string]any, int64) {
 	patch := map[string]any{}
 	var newest int64
 	for res, r := range latest {
@@ -273,13 +257,13 @@ func (t *telemetry) statusPatch(key types.NamespacedName, dev *v1alpha1.Device, 
 		cur, known := dev.Status.DeviceProperties[res]
 		ms := r.originNanos / int64(time.Millisecond)
 		if r.mediaType != "" || r.binarySize > 0 {
-			if known && !unsure && cur.MediaType == r.mediaType && cur.BinarySize == r.binarySize {
+			if known && cur.MediaType == r.mediaType && cur.BinarySize == r.binarySize {
 				continue
 			}
 			patch[res] = map[string]any{"name": res, "actualValue": "", "valueType": r.valueType,
 				"mediaType": r.mediaType, "binarySize": r.binarySize, "lastReported": ms}
 		} else {
-			if known && !unsure && cur.LastReported > 0 && convert.EqualValues(r.valueType, cur.ActualValue, r.value) {
+			if known && cur.LastReported > 0 && convert.EqualValues(r.valueType, cur.ActualValue, r.value) {
 				continue
 			}
 			entry := map[string]any{"name": res, "actualValue": r.value, "valueType": r.valueType, "lastReported": ms}
@@ -330,7 +314,6 @@ func (t *telemetry) forget(key types.NamespacedName) {
 	delete(t.pending, key)
 	delete(t.lastWrite, key)
 	delete(t.scheduled, key)
-	delete(t.unsure, key)
 	if name, ok := t.names[key]; ok && t.owners[name].key == key {
 		delete(t.owners, name)
 	}
@@ -530,18 +513,12 @@ func (t *telemetry) unwritten(key types.NamespacedName, resource string) (value 
 }
 
 // flushSoon writes every pending reading now rather than after its
-// interval: the cloud is back and the statuses are behind. The cache is no
-// proof of what they hold until the watches catch up (a write that landed
-// as the link dropped was never seen), so every pending reading is written.
+// interval: the cloud is back and the statuses are behind.
 func (t *telemetry) flushSoon() {
 	t.mu.Lock()
 	keys := make([]types.NamespacedName, 0, len(t.pending))
-	if t.unsure == nil {
-		t.unsure = map[types.NamespacedName]bool{}
-	}
 	for key := range t.pending {
 		keys = append(keys, key)
-		t.unsure[key] = true
 	}
 	t.mu.Unlock()
 	for _, key := range keys {
