@@ -222,7 +222,9 @@ func startTelemetry(t *testing.T, p *pool, devices []string, period time.Duratio
 			if skip {
 				continue
 			}
-			pubCtx, pubCancel := context.WithTimeout(ctx, 5*time.Second)
+			// Not ctx: a publish cancelled half-way may still reach the
+			// device and the bus, and then the last value here is wrong.
+			pubCtx, pubCancel := context.WithTimeout(context.Background(), 5*time.Second)
 			err := p.sim.PublishReadings(pubCtx, device, map[string]string{"temperature": value})
 			pubCancel()
 			if err != nil {
