@@ -341,26 +341,38 @@ func startSeededSimulator(t *testing.T) *simulator.Simulator {
 func startBridge(t *testing.T, cfg *rest.Config, sim *simulator.Simulator, pool string) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	edge, closeEdge := connectEdgeX(ctx, t, sim)
+	edge, bus := connectEdgeX(ctx, t, sim)
 	lease, renew, retry := 15*time.Second, 10*time.Second, 2*time.Second
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                        devicecontroller.Scheme(),
-		Cache:                         devicecontroller.CacheOptions(pool, []string{namespace}),
-		Metrics:                       metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress:        "0",
-		LeaderElection:                true,
-		LeaderElectionID:              devicecontroller.LeaseName(pool),
-		LeaderElectionNamespace:       namespace,
-		LeaderElectionReleaseOnCancel: true,
-		LeaseDuration:                 &lease,
-		RenewDeadline:                 &renew,
-		RetryPeriod:                   &retry,
+	cloud := devicecontroller.NewCloud(pool, 0)
+	cfg = cloud.Config(cfg)
+	lock, err := devicecontroller.NewLeaderLock(cfg, cloud, devicecontroller.LeaderElection{
+		Namespace: namespace, Name: devicecontroller.LeaseName(pool),
+		LeaseDuration: lease, RenewDeadline: renew, RetryPeriod: retry,
+		Beacon: bus, Topic: devicecontroller.BeaconTopic("edgex-deploy-rbac", pool),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                              devicecontroller.Scheme(),
+		Cache:                               devicecontroller.CacheOptions(pool, []string{namespace}),
+		Metrics:                             metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress:              "0",
+		LeaderElection:                      true,
+		LeaderElectionResourceLockInterface: lock,
+		LeaderElectionReleaseOnCancel:       true,
+		LeaseDuration:                       &lease,
+		RenewDeadline:                       &renew,
+		RetryPeriod:                         &retry,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mgr.Add(lock); err != nil {
+		t.Fatal(err)
+	}
 	bridge, err := devicecontroller.New(mgr, edge, devicecontroller.Options{
-		NodePool: pool, Namespaces: []string{namespace},
+		NodePool: pool, Namespaces: []string{namespace}, Cloud: cloud,
 		StatusInterval: 200 * time.Millisecond, CommandRetryBase: 100 * time.Millisecond, CommandRetryMax: time.Second,
 	})
 	if err != nil {
@@ -375,7 +387,7 @@ func startBridge(t *testing.T, cfg *rest.Config, sim *simulator.Simulator, pool 
 			if err := <-done; err != nil {
 				t.Errorf("bridge stopped with: %v", err)
 			}
-			closeEdge()
+			bus.Close()
 		})
 	}
 	t.Cleanup(stop)
@@ -391,7 +403,7 @@ func startBridge(t *testing.T, cfg *rest.Config, sim *simulator.Simulator, pool 
 }
 
 // connectEdgeX builds the EdgeX clients as cmd/devicecontroller does.
-func connectEdgeX(ctx context.Context, t *testing.T, sim *simulator.Simulator) (devicecontroller.EdgeX, func()) {
+func connectEdgeX(ctx context.Context, t *testing.T, sim *simulator.Simulator) (devicecontroller.EdgeX, *messagebus.Client) {
 	t.Helper()
 	restOpts := edgex.Options{MetadataURL: sim.MetadataURL(), CommandURL: sim.CommandURL(), Timeout: 3 * time.Second}
 	meta, err := edgex.NewMetadata(restOpts)
@@ -412,7 +424,7 @@ func connectEdgeX(ctx context.Context, t *testing.T, sim *simulator.Simulator) (
 	return devicecontroller.EdgeX{
 		Devices: meta.Devices, Services: meta.Services, Profiles: profileStore{meta.Profiles, meta},
 		Commands: cmd, Bus: bus, Ping: meta.Ping,
-	}, bus.Close
+	}, bus
 }
 
 // profileStore joins the profile kind and the full replacement, as

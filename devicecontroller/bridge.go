@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/edgexfoundry/go-mod-core-contracts/v3/dtos"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -61,6 +62,7 @@ func New(mgr manager.Manager, edge EdgeX, opts Options) (*Bridge, error) {
 		recorder: mgr.GetEventRecorder(opts.EventSource),
 		metrics:  newMetrics(opts.NodePool),
 		log:      mgr.GetLogger().WithName("edgebridge").WithValues("pool", opts.NodePool),
+		cloud:    opts.Cloud,
 	}
 	b.resync = newResyncer(&b.shared)
 	b.health = newEdgeHealth(edge.Ping, func() {
@@ -99,6 +101,8 @@ func New(mgr manager.Manager, edge EdgeX, opts Options) (*Bridge, error) {
 		return owner, found && err == nil
 	})
 	b.resync.kinds = []resyncable{b.services, b.profiles, b.devices}
+	b.commands.unwritten = b.telemetry.unwritten
+	b.watchCloud(mgr)
 
 	watch := &wipeWatch{shared: &b.shared, kinds: []probed{b.services, b.profiles, b.devices}, resync: b.resync.trigger}
 	for _, r := range []manager.Runnable{
@@ -113,6 +117,12 @@ func New(mgr manager.Manager, edge EdgeX, opts Options) (*Bridge, error) {
 	}
 	if err := mgr.AddReadyzCheck("edgex", b.readyz); err != nil {
 		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("cloud-reachable", opts.Cloud.Readyz); err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(opts.Cloud); err != nil {
+		return nil, fmt.Errorf("add cloud prober: %w", err)
 	}
 	return b, nil
 }
@@ -359,4 +369,28 @@ func (b *Bridge) Ready() error {
 		return errors.New("EdgeX not listed completely yet")
 	}
 	return nil
+}
+
+// watchCloud makes the bridge catch up when the cloud answers again: a
+// resync reconciles every object once, which writes the statuses held
+// meanwhile, and imports or deletes what the edge changed. While the cloud
+// is away, an answered-only-by-the-cloud request (a self access review,
+// which creates nothing and needs no RBAC) probes for its return.
+func (b *Bridge) watchCloud(mgr manager.Manager) {
+	cloud := b.opts.Cloud
+	cloud.OnRecover(func() {
+		b.resync.trigger()
+	})
+	cloud.OnRecover(b.telemetry.flushSoon)
+	c := mgr.GetClient()
+	ns := b.opts.Namespaces[0]
+	cloud.mu.Lock()
+	cloud.probe = func(ctx context.Context) error {
+		return c.Create(ctx, &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+			ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Namespace: ns, Verb: "patch", Group: v1alpha1.GroupVersion.Group, Resource: "devices", Subresource: "status",
+			},
+		}})
+	}
+	cloud.mu.Unlock()
 }

@@ -24,3 +24,9 @@ func TestChaosBinaryKilledDuring5000DeviceImport(t *testing.T) {
 func TestChaosEdgeXOutageOfAMinute(t *testing.T) {
 	edgeXOutageWhileUsersEdit(t, 100, time.Minute)
 }
+
+// The cloud link of a pool of two replicas and 1,000 devices, reporting
+// every 10 seconds, drops for ten minutes (see TestBridgeRidesOutACloudOutage).
+func TestChaosCloudOutageOfTenMinutes(t *testing.T) {
+	cloudOutageAtScale(t, 1000, 20, 10*time.Second, 10*time.Minute)
+}

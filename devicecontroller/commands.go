@@ -44,6 +44,10 @@ type commander struct {
 	ping   func(context.Context) error
 	outage chan struct{}
 
+	// unwritten, when set, returns a reading not yet in status, so that
+	// drift is corrected while status writes wait for the cloud.
+	unwritten func(key types.NamespacedName, resource string) (value string, reportedMs int64, ok bool)
+
 	mu sync.Mutex
 	// props is what is remembered per device resource, by device, so
 	// that one device's bookkeeping never walks the whole pool.
@@ -217,6 +221,7 @@ func (c *commander) drive(_ context.Context, dev *v1alpha1.Device, edge dtos.Dev
 		want := desired[name]
 		res, found := findResource(profile, name)
 		entry := c.statusEntry(dev, edge.Name, name, res)
+		c.overlayUnwritten(key, name, entry)
 		putURL := dev.Spec.DeviceProperties[name].PutURL
 		outcome, wait := c.driveOne(key, edge.Name, name, want, putURL, res, found, blocked, entry)
 		if wait > 0 && (requeueAfter == 0 || wait < requeueAfter) {
@@ -660,4 +665,20 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// overlayUnwritten puts a reading that status does not hold yet into entry,
+// unless the device accepted a command after it was taken.
+func (c *commander) overlayUnwritten(key types.NamespacedName, name string, entry *v1alpha1.ActualPropertyState) {
+	if c.unwritten == nil {
+		return
+	}
+	if down, _, _ := c.cloud.Down(); !down {
+		return // status is current; telemetry writes the rest shortly
+	}
+	value, ms, ok := c.unwritten(key, name)
+	if !ok || ms <= entry.LastReported || ms < c.confirmedAt(key, name).UnixMilli() {
+		return
+	}
+	entry.ActualValue, entry.LastReported = value, ms
 }

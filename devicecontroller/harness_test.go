@@ -9,10 +9,13 @@ import (
 	"time"
 
 	"github.com/edgexfoundry/go-mod-core-contracts/v3/dtos"
+	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -36,6 +39,10 @@ var (
 func TestMain(m *testing.M) {
 	if os.Getenv("EDGEBRIDGE_TEST_LOGS") != "" {
 		ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
+	} else {
+		// Without it, the first log line (a failing /readyz check) prints
+		// controller-runtime's warning and a stack trace.
+		ctrl.SetLogger(logr.Discard())
 	}
 	var err error
 	if kube, err = testenv.StartKube(testenv.KubeOptions{}); err != nil {
@@ -107,6 +114,19 @@ type poolConfig struct {
 	managerOptions func(*ctrl.Options)
 	// wrapBus stands between the bridge and its message bus client.
 	wrapBus func(devicecontroller.Bus) devicecontroller.Bus
+	// wire adjusts each replica as it is launched, after the options
+	// above: its API server configuration, manager and bridge options,
+	// and runnables of its own, given its message bus.
+	wire func(*wiring)
+}
+
+// wiring is one replica's parts before its manager is made.
+type wiring struct {
+	kubeConfig *rest.Config
+	manager    *ctrl.Options
+	bridge     *devicecontroller.Options
+	bus        *messagebus.Client
+	runnables  []manager.Runnable
 }
 
 func startPool(t *testing.T, cfg poolConfig) *pool {
@@ -174,6 +194,9 @@ type replica struct {
 	mgr    manager.Manager
 	// stop cancels the manager and waits until it returned.
 	stop func()
+	// done receives what the manager's Start returned; a reader that
+	// finds a value puts it back for stop.
+	done chan error
 }
 
 // launchBridge starts a bridge for the pool without waiting for it to be
@@ -227,11 +250,26 @@ func (p *pool) launchBridge() *replica {
 	if p.cfg.managerOptions != nil {
 		p.cfg.managerOptions(&mgrOpts)
 	}
-	mgr, err := ctrl.NewManager(kube.Config, mgrOpts)
+	w := &wiring{kubeConfig: kube.Config, manager: &mgrOpts, bridge: ptr(p.opts), bus: bus}
+	if p.cfg.wire != nil {
+		p.cfg.wire(w)
+	}
+	mgr, err := ctrl.NewManager(w.kubeConfig, mgrOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bridge, err := devicecontroller.New(mgr, edge, p.opts)
+	if mgrOpts.HealthProbeBindAddress != "0" {
+		// As cmd/devicecontroller does: /healthz says the process is alive.
+		if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range w.runnables {
+		if err := mgr.Add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bridge, err := devicecontroller.New(mgr, edge, *w.bridge)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +288,7 @@ func (p *pool) launchBridge() *replica {
 		bus.Close()
 	}
 	t.Cleanup(stop)
-	return &replica{bridge: bridge, mgr: mgr, stop: stop}
+	return &replica{bridge: bridge, mgr: mgr, stop: stop, done: done}
 }
 
 // profileStore joins the profile kind and the full replacement, as

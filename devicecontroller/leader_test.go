@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	ctrl "sigs.k8s.io/controller-runtime"
-
 	"github.com/edgebridge/edgebridge/api/v1alpha1"
 	"github.com/edgebridge/edgebridge/devicecontroller"
 	"github.com/edgebridge/edgebridge/edgex"
@@ -35,11 +33,22 @@ func TestStandbyReplicaTakesOverWithinTheLeaseTime(t *testing.T) {
 		},
 	})
 	// Leader election as cmd/devicecontroller sets it up: one lease per
-	// pool, in the pool's namespace; short times keep the test fast.
-	p.cfg.managerOptions = func(o *ctrl.Options) {
-		o.LeaderElection = true
-		o.LeaderElectionID, o.LeaderElectionNamespace = devicecontroller.LeaseName(p.name), p.ns
+	// pool, in the pool's namespace, kept through the pool's bus while the
+	// cloud is away; short times keep the test fast.
+	p.cfg.wire = func(w *wiring) {
+		cloud := devicecontroller.NewCloud(p.name, 0)
+		w.kubeConfig = cloud.Config(w.kubeConfig)
+		lock, err := devicecontroller.NewLeaderLock(w.kubeConfig, cloud, devicecontroller.LeaderElection{
+			Namespace: p.ns, Name: devicecontroller.LeaseName(p.name),
+			LeaseDuration: lease, RenewDeadline: renew, RetryPeriod: retry,
+			Beacon: w.bus, Topic: devicecontroller.BeaconTopic(p.prefix, p.name),
+		})
+		must(t, err)
+		w.runnables = append(w.runnables, lock)
+		o := w.manager
+		o.LeaderElection, o.LeaderElectionResourceLockInterface, o.LeaderElectionReleaseOnCancel = true, lock, true
 		o.LeaseDuration, o.RenewDeadline, o.RetryPeriod = ptr(lease), ptr(renew), ptr(retry)
+		w.bridge.Cloud = cloud
 	}
 
 	replicas := []*replica{p.launchBridge(), p.launchBridge()}

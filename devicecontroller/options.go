@@ -82,6 +82,12 @@ type Options struct {
 	// EventSource names the bridge in Kubernetes Events. Default
 	// "edgebridge-<pool>".
 	EventSource string
+
+	// Cloud tracks whether the API server answers; the manager's
+	// configuration should come from Cloud.Config. While the cloud is
+	// unreachable, status writes wait (coalescing in memory) and /readyz
+	// says so. Default: a Cloud that learns nothing, always reachable.
+	Cloud *Cloud
 }
 
 func (o Options) withDefaults() Options {
@@ -138,6 +144,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.EventSource == "" {
 		o.EventSource = "edgebridge-" + o.NodePool
+	}
+	if o.Cloud == nil {
+		o.Cloud = NewCloud(o.NodePool, 0)
 	}
 	return o
 }

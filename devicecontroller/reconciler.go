@@ -529,6 +529,11 @@ func (r *reconciler[O, E]) patchStatus(ctx context.Context, before, after O) err
 	if after.GetDeletionTimestamp() != nil && !hasBridgeFinalizer(after) {
 		return nil // gone, or about to be
 	}
+	if down, _, cause := r.cloud.Down(); down && !reflect.DeepEqual(r.kind.statusOf(before), r.kind.statusOf(after)) {
+		// Held, not lost: the resync that follows the cloud's return
+		// reconciles every object, and writes this again.
+		return fmt.Errorf("status of %s/%s waits for the cloud: %w", after.GetNamespace(), after.GetName(), cause)
+	}
 	return patchStatusOf(ctx, r.client, after, r.kind.statusOf(before), r.kind.statusOf(after))
 }
 

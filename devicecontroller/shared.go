@@ -16,6 +16,7 @@ type shared struct {
 	client   client.Client
 	recorder events.EventRecorder
 	health   *edgeHealth
+	cloud    *Cloud
 	metrics  *metrics
 	log      logr.Logger
 }

@@ -239,6 +239,13 @@ func (t *telemetry) flush(ctx context.Context, key types.NamespacedName) {
 	if len(patch) == 0 {
 		return
 	}
+	if down, _, _ := t.cloud.Down(); down {
+		// The write waits for the cloud, coalescing with later readings;
+		// meanwhile the commander reads them from here (unwritten).
+		t.requeueReadings(key, latest)
+		t.requeueIfDesired(key, dev, latest)
+		return
+	}
 	body, err := json.Marshal(map[string]any{"status": map[string]any{
 		"deviceProperties": patch, "lastReported": newest, "lastConnected": newest,
 	}})
@@ -248,6 +255,7 @@ func (t *telemetry) flush(ctx context.Context, key types.NamespacedName) {
 	if err != nil {
 		t.log.V(1).Info("telemetry status write failed; retrying", "device", key.String(), "error", err.Error())
 		t.requeueReadings(key, latest)
+		t.requeueIfDesired(key, dev, latest)
 		return
 	}
 	// A value that differs from a desired one reaches the commander through
@@ -516,4 +524,46 @@ func typedJSON(r dtos.BaseReading) json.RawMessage {
 	}
 	raw, _ := json.Marshal(r.Value)
 	return raw
+}
+
+// requeueIfDesired asks the commander to look at a device whose readings
+// could not be written, when one of them is of a property with a desired
+// value: without the write's watch event (reportedDesiredChanged), drift
+// would go unseen until the cloud returns.
+func (t *telemetry) requeueIfDesired(key types.NamespacedName, dev *v1alpha1.Device, readings map[string]reading) {
+	if !dev.Spec.Managed {
+		return
+	}
+	for res := range readings {
+		if dev.Spec.DeviceProperties[res].DesiredValue != "" {
+			t.commands.requeue(key)
+			return
+		}
+	}
+}
+
+// unwritten returns the latest reading of a device resource that is not in
+// the device's status yet (its write is pending or waits for the cloud).
+func (t *telemetry) unwritten(key types.NamespacedName, resource string) (value string, reportedMs int64, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r, ok := t.pending[key][resource]
+	if !ok || r.mediaType != "" || r.binarySize > 0 {
+		return "", 0, false
+	}
+	return r.value, r.originNanos / int64(time.Millisecond), true
+}
+
+// flushSoon writes every pending reading now rather than after its
+// interval: the cloud is back and the statuses are behind.
+func (t *telemetry) flushSoon() {
+	t.mu.Lock()
+	keys := make([]types.NamespacedName, 0, len(t.pending))
+	for key := range t.pending {
+		keys = append(keys, key)
+	}
+	t.mu.Unlock()
+	for _, key := range keys {
+		t.queue.Add(key)
+	}
 }

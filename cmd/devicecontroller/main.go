@@ -42,6 +42,7 @@ type flags struct {
 	nodePool, nodeName, namespaces string
 	kubeQPS                        float64
 	kubeBurst                      int
+	kubeTimeout                    time.Duration
 
 	metadataURL, commandURL, tokenFile, caFile, certFile, keyFile string
 	edgexTimeout                                                  time.Duration
@@ -73,6 +74,7 @@ func parseFlags() (*flags, *zap.Options) {
 	fs.StringVar(&f.namespaces, "namespaces", cmdline.EnvOr("POD_NAMESPACE", "default"), "comma-separated namespaces to watch; imported objects go to the first; defaults to $POD_NAMESPACE when set")
 	fs.Float64Var(&f.kubeQPS, "kube-api-qps", 200, "client-side limit on API server requests per second")
 	fs.IntVar(&f.kubeBurst, "kube-api-burst", 400, "client-side burst of API server requests")
+	fs.DurationVar(&f.kubeTimeout, "kube-api-timeout", devicecontroller.DefaultKubeRequestTimeout, "timeout of one API server request (watches excepted), so that a cloud link that drops packets is noticed")
 
 	fs.StringVar(&f.metadataURL, "core-metadata-url", "http://edgex-core-metadata:59881", "EdgeX core-metadata base URL")
 	fs.StringVar(&f.commandURL, "core-command-url", "http://edgex-core-command:59882", "EdgeX core-command base URL")
@@ -112,7 +114,7 @@ func parseFlags() (*flags, *zap.Options) {
 	fs.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
 	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	fs.StringVar(&f.pprofAddr, "pprof-bind-address", "", "address of Go's /debug/pprof endpoints, for profiling; empty or 0 disables them")
-	fs.BoolVar(&f.leaderElect, "leader-elect", true, "elect one active replica per pool (lease edgebridge-<pool>)")
+	fs.BoolVar(&f.leaderElect, "leader-elect", true, "elect one active replica per pool (lease edgebridge-<pool>, renewed through the pool's message bus while the cloud is unreachable)")
 	fs.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the lease (default: the first watched namespace)")
 	fs.DurationVar(&f.leaseDuration, "leader-lease-duration", 15*time.Second, "how long a standby waits before taking over")
 	fs.DurationVar(&f.renewDeadline, "leader-renew-deadline", 10*time.Second, "how long the leader tries to renew before giving up")
@@ -167,23 +169,50 @@ func run(ctx context.Context, f *flags) error {
 	if leNamespace == "" && len(namespaces) > 0 {
 		leNamespace = namespaces[0]
 	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  scheme,
-		Cache:                   devicecontroller.CacheOptions(pool, namespaces),
-		Metrics:                 metricsserver.Options{BindAddress: f.metricsAddr},
-		HealthProbeBindAddress:  f.probeAddr,
-		LeaderElection:          f.leaderElect,
-		LeaderElectionID:        devicecontroller.LeaseName(pool),
-		LeaderElectionNamespace: leNamespace,
-		LeaseDuration:           &f.leaseDuration,
-		RenewDeadline:           &f.renewDeadline,
-		RetryPeriod:             &f.retryPd,
+	// Every request to the API server tells whether the cloud answers.
+	cloud := devicecontroller.NewCloud(pool, f.kubeTimeout)
+	cfg = cloud.Config(cfg)
+
+	edge, bus, err := connectEdgeX(ctx, f, pool)
+	if err != nil {
+		return err
+	}
+	defer bus.Close()
+	mgrOpts := ctrl.Options{
+		Scheme:                 scheme,
+		Cache:                  devicecontroller.CacheOptions(pool, namespaces),
+		Metrics:                metricsserver.Options{BindAddress: f.metricsAddr},
+		HealthProbeBindAddress: f.probeAddr,
+		LeaderElection:         f.leaderElect,
+		LeaseDuration:          &f.leaseDuration,
+		RenewDeadline:          &f.renewDeadline,
+		RetryPeriod:            &f.retryPd,
 		// A replica that stops leading exits promptly, so that the new
 		// leader never overlaps with it.
 		LeaderElectionReleaseOnCancel: true,
-	})
+	}
+	var lock *devicecontroller.LeaderLock
+	if f.leaderElect {
+		// The pool's lease, renewed through the pool's message bus while
+		// the cloud is unreachable (see devicecontroller/leader.go).
+		lock, err = devicecontroller.NewLeaderLock(cfg, cloud, devicecontroller.LeaderElection{
+			Namespace: leNamespace, Name: devicecontroller.LeaseName(pool),
+			LeaseDuration: f.leaseDuration, RenewDeadline: f.renewDeadline, RetryPeriod: f.retryPd,
+			Beacon: bus, Topic: devicecontroller.BeaconTopic(f.topicPrefix, pool),
+		})
+		if err != nil {
+			return err
+		}
+		mgrOpts.LeaderElectionResourceLockInterface = lock
+	}
+	mgr, err := ctrl.NewManager(cfg, mgrOpts)
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
+	}
+	if lock != nil {
+		if err := mgr.Add(lock); err != nil {
+			return fmt.Errorf("add leader beacon: %w", err)
+		}
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
@@ -192,12 +221,8 @@ func run(ctx context.Context, f *flags) error {
 		return err
 	}
 
-	edge, closeEdge, err := connectEdgeX(ctx, f, pool)
-	if err != nil {
-		return err
-	}
-	defer closeEdge()
 	opts := devicecontroller.Options{
+		Cloud:    cloud,
 		NodePool: pool, Namespaces: namespaces, ResyncPeriod: f.resyncPeriod,
 		DeletionGuardFraction: f.guardFraction, DeletionGuardMinimum: f.guardMinimum, Workers: f.workers,
 		StatusInterval: f.statusInterval, MaxReadingSeries: f.maxSeries, NorthboundPrefix: f.northboundPrefix,
@@ -245,8 +270,9 @@ func servePprof(ctx context.Context, addr string) error {
 }
 
 // connectEdgeX builds the EdgeX clients. The message bus connects in the
-// background: the bridge starts even while the broker is down.
-func connectEdgeX(ctx context.Context, f *flags, pool string) (devicecontroller.EdgeX, func(), error) {
+// background: the bridge starts even while the broker is down. The caller
+// closes the bus.
+func connectEdgeX(ctx context.Context, f *flags, pool string) (devicecontroller.EdgeX, *messagebus.Client, error) {
 	restOpts := edgex.Options{
 		MetadataURL: f.metadataURL, CommandURL: f.commandURL, Timeout: f.edgexTimeout, PageSize: f.pageSize,
 		TokenFile: f.tokenFile, CAFile: f.caFile, CertFile: f.certFile, KeyFile: f.keyFile, UserAgent: userAgent,
@@ -284,7 +310,7 @@ func connectEdgeX(ctx context.Context, f *flags, pool string) (devicecontroller.
 		bus.Close()
 		return devicecontroller.EdgeX{}, nil, fmt.Errorf("--command-transport must be rest or mqtt, not %q", f.transport)
 	}
-	return edge, bus.Close, nil
+	return edge, bus, nil
 }
 
 // profileStore joins the profile kind and the full replacement EdgeX offers

@@ -71,15 +71,12 @@ const (
 // link outage). The same bridge process, with the same manager, carries on
 // once it is back: what changed at the edge meanwhile is mirrored or
 // imported, a device applied afterwards reaches EdgeX, a desired value
-// reaches its device, and nothing was deleted on either side.
-//
-// Not covered, and documented in the README as a limitation: with leader
-// election (the binary's default) an API server away for longer than the
-// renew deadline costs the lease, and controller-runtime stops the manager
-// ("leader election lost"): the process exits and kubelet restarts it.
-// Behind YurtHub with the cloud link down, a restarted bridge cannot take
-// the lease; pools that must keep commanding devices through long cloud
-// outages run one replica with --leader-elect=false.
+// reaches its device, and nothing was deleted on either side. With leader
+// election (the binary's default), an API server away for longer than the
+// renew deadline does not cost the lease: the leader keeps it through the
+// pool's message bus (devicecontroller.LeaderLock). The link that drops
+// packets rather than refusing them is devicecontroller's
+// TestBridgeRidesOutACloudOutage.
 func TestBridgeCarriesOnWhenTheAPIServerComesBack(t *testing.T) {
 	cases := []struct {
 		name           string
@@ -90,6 +87,7 @@ func TestBridgeCarriesOnWhenTheAPIServerComesBack(t *testing.T) {
 	}{
 		{"restarted, one replica without leader election", false, 5 * time.Second, 0},
 		{"restarted quickly, with leader election", true, time.Second, 0},
+		{"away for longer than the lease, with leader election", true, time.Second, 2 * leaseDuration},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -170,26 +168,36 @@ func startBridge(t *testing.T, pool string, leaderElection bool) *bridge {
 	must(t, b.sim.SeedDemo(ctx))
 
 	runCtx, stop := context.WithCancel(context.Background())
-	edge := b.connectEdgeX(runCtx, prefix)
+	edge, bus := b.connectEdgeX(runCtx, prefix)
 	// Leader election as cmd/devicecontroller sets it up.
-	mgr, err := ctrl.NewManager(kube.Config, ctrl.Options{
-		Scheme:                        devicecontroller.Scheme(),
-		Cache:                         devicecontroller.CacheOptions(b.pool, []string{b.ns}),
-		Metrics:                       metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress:        "0",
-		LeaderElection:                leaderElection,
-		LeaderElectionID:              devicecontroller.LeaseName(b.pool),
-		LeaderElectionNamespace:       b.ns,
-		LeaseDuration:                 ptr(leaseDuration),
-		RenewDeadline:                 ptr(renewDeadline),
-		RetryPeriod:                   ptr(retryPeriod),
-		LeaderElectionReleaseOnCancel: true,
-		Controller:                    config.Controller{SkipNameValidation: ptr(true)},
+	cloud := devicecontroller.NewCloud(b.pool, 0)
+	cfg := cloud.Config(kube.Config)
+	lock, err := devicecontroller.NewLeaderLock(cfg, cloud, devicecontroller.LeaderElection{
+		Namespace: b.ns, Name: devicecontroller.LeaseName(b.pool),
+		LeaseDuration: leaseDuration, RenewDeadline: renewDeadline, RetryPeriod: retryPeriod,
+		Beacon: bus, Topic: devicecontroller.BeaconTopic(prefix, b.pool),
+	})
+	must(t, err)
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                              devicecontroller.Scheme(),
+		Cache:                               devicecontroller.CacheOptions(b.pool, []string{b.ns}),
+		Metrics:                             metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress:              "0",
+		LeaderElection:                      leaderElection,
+		LeaderElectionResourceLockInterface: lock,
+		LeaseDuration:                       ptr(leaseDuration),
+		RenewDeadline:                       ptr(renewDeadline),
+		RetryPeriod:                         ptr(retryPeriod),
+		LeaderElectionReleaseOnCancel:       true,
+		Controller:                          config.Controller{SkipNameValidation: ptr(true)},
 	})
 	must(t, err)
 	b.mgr = mgr
+	if leaderElection {
+		must(t, mgr.Add(lock))
+	}
 	bridge, err := devicecontroller.New(mgr, edge, devicecontroller.Options{
-		NodePool: b.pool, Namespaces: []string{b.ns},
+		NodePool: b.pool, Namespaces: []string{b.ns}, Cloud: cloud,
 		StatusInterval: 200 * time.Millisecond, CommandRetryBase: 100 * time.Millisecond, CommandRetryMax: time.Second,
 	})
 	must(t, err)
@@ -205,7 +213,7 @@ func startBridge(t *testing.T, pool string, leaderElection bool) *bridge {
 }
 
 // connectEdgeX builds the EdgeX clients as cmd/devicecontroller does.
-func (b *bridge) connectEdgeX(ctx context.Context, prefix string) devicecontroller.EdgeX {
+func (b *bridge) connectEdgeX(ctx context.Context, prefix string) (devicecontroller.EdgeX, *messagebus.Client) {
 	t := b.t
 	restOpts := edgex.Options{MetadataURL: b.sim.MetadataURL(), CommandURL: b.sim.CommandURL(), Timeout: 3 * time.Second}
 	meta, err := edgex.NewMetadata(restOpts)
@@ -219,7 +227,7 @@ func (b *bridge) connectEdgeX(ctx context.Context, prefix string) devicecontroll
 	return devicecontroller.EdgeX{
 		Devices: meta.Devices, Services: meta.Services, Profiles: profileStore{meta.Profiles, meta},
 		Commands: cmd, Bus: bus, Ping: meta.Ping,
-	}
+	}, bus
 }
 
 // profileStore joins the profile kind and the full replacement, as
