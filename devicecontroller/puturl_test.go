@@ -6,11 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/edgebridge/edgebridge/api/v1alpha1"
 	"github.com/edgebridge/edgebridge/devicecontroller"
@@ -39,7 +35,7 @@ func TestPutURLNamingAnotherDeviceIsNeverFollowed(t *testing.T) {
 	if err := p.c.Create(ctx, victim); err != nil {
 		t.Fatal(err)
 	}
-	alice := userWhoMayEditDevicesIn(ctx, t, "alice", p.ns)
+	alice := kube.DeviceEditor(t, "alice", p.ns)
 	if err := alice.Delete(ctx, victim); !apierrors.IsForbidden(err) {
 		t.Fatalf("alice could delete %s/%s (%v): the test's RBAC is wrong", theirs, victim.Name, err)
 	}
@@ -93,38 +89,4 @@ func TestPutURLNamingAnotherDeviceIsNeverFollowed(t *testing.T) {
 	if n := len(w.to("door-lock", "pin_17")); n != 0 {
 		t.Fatalf("%d commands reached the other team's device", n)
 	}
-}
-
-// userWhoMayEditDevicesIn returns a client acting as user, who may read
-// and write Devices in namespace ns and nothing else.
-func userWhoMayEditDevicesIn(ctx context.Context, t *testing.T, user, ns string) client.Client {
-	t.Helper()
-	role := &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Name: "device-editor", Namespace: ns},
-		Rules: []rbacv1.PolicyRule{{
-			APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"devices"},
-			Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"},
-		}},
-	}
-	binding := &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "device-editor-" + user, Namespace: ns},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
-	}
-	for _, obj := range []client.Object{role, binding} {
-		if err := kube.Client.Create(ctx, obj); err != nil {
-			t.Fatalf("create %s: %v", obj.GetName(), err)
-		}
-	}
-	cfg := rest.CopyConfig(kube.Config)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
-	c, err := client.New(cfg, client.Options{Scheme: kube.Scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The API server's authorizer learns of the binding through a watch.
-	testenv.Eventually(t, testenv.DefaultTimeout, func(ctx context.Context) error {
-		return c.List(ctx, &v1alpha1.DeviceList{}, client.InNamespace(ns))
-	})
-	return c
 }

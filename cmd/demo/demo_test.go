@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgexfoundry/go-mod-core-contracts/v3/dtos"
 	"github.com/edgexfoundry/go-mod-core-contracts/v3/dtos/responses"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -393,20 +394,37 @@ func setDesired(t *testing.T, c client.Client, namespace, device, resource, valu
 // readFromEdgeX is the tour's curl to core-command: the device's value as
 // EdgeX reads it.
 func readFromEdgeX(ctx context.Context, commandURL, device, resource string) (string, error) {
-	body, err := httpGet(ctx, commandURL+"/api/v3/device/name/"+url.PathEscape(device)+"/"+url.PathEscape(resource))
+	reading, err := readingFromEdgeX(ctx, commandURL, device, resource)
+	return reading.Value, err
+}
+
+// readObjectFromEdgeX is the same curl for an Object resource: the
+// reading's objectValue as JSON text.
+func readObjectFromEdgeX(ctx context.Context, commandURL, device, resource string) (string, error) {
+	reading, err := readingFromEdgeX(ctx, commandURL, device, resource)
 	if err != nil {
 		return "", err
 	}
+	raw, err := json.Marshal(reading.ObjectValue)
+	return string(raw), err
+}
+
+// readingFromEdgeX is core-command's reading of one resource.
+func readingFromEdgeX(ctx context.Context, commandURL, device, resource string) (dtos.BaseReading, error) {
+	body, err := httpGet(ctx, commandURL+"/api/v3/device/name/"+url.PathEscape(device)+"/"+url.PathEscape(resource))
+	if err != nil {
+		return dtos.BaseReading{}, err
+	}
 	var r responses.EventResponse
 	if err := json.Unmarshal([]byte(body), &r); err != nil {
-		return "", fmt.Errorf("core-command answer %q: %w", body, err)
+		return dtos.BaseReading{}, fmt.Errorf("core-command answer %q: %w", body, err)
 	}
 	for _, reading := range r.Event.Readings {
 		if reading.ResourceName == resource {
-			return reading.Value, nil
+			return reading, nil
 		}
 	}
-	return "", fmt.Errorf("core-command answer holds no %s: %s", resource, body)
+	return dtos.BaseReading{}, fmt.Errorf("core-command answer holds no %s: %s", resource, body)
 }
 
 func httpGet(ctx context.Context, u string) (string, error) {

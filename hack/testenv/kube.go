@@ -14,6 +14,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -237,4 +238,41 @@ func sanitize(s string) string {
 		out = "test"
 	}
 	return out
+}
+
+// DeviceEditor returns a client acting as user, who may read and write
+// Devices in namespace ns and nothing else: a person another team's RBAC
+// keeps out of every other namespace.
+func (k *Kube) DeviceEditor(t testing.TB, user, ns string) client.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "device-editor", Namespace: ns},
+		Rules: []rbacv1.PolicyRule{{
+			APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"devices"},
+			Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"},
+		}},
+	}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "device-editor-" + user, Namespace: ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
+	}
+	for _, obj := range []client.Object{role, binding} {
+		if err := k.Client.Create(ctx, obj); err != nil {
+			t.Fatalf("create %s: %v", obj.GetName(), err)
+		}
+	}
+	cfg := rest.CopyConfig(k.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
+	c, err := client.New(cfg, client.Options{Scheme: k.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The API server's authorizer learns of the binding through a watch.
+	Eventually(t, DefaultTimeout, func(ctx context.Context) error {
+		return c.List(ctx, &v1alpha1.DeviceList{}, client.InNamespace(ns))
+	})
+	return c
 }
