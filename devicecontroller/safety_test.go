@@ -36,15 +36,7 @@ func TestWipedEdgeXIsRebuiltAndImportsAreHeld(t *testing.T) {
 	p.sim.Wipe()
 	p.bridge.ResyncNow()
 
-	testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
-		_, s := p.sim.Service(svc.Name)
-		_, pr := p.sim.Profile(prof.Name)
-		_, d := p.sim.Device(dev.Name)
-		if !s || !pr || !d {
-			return fmt.Errorf("managed objects not re-created: service=%v profile=%v device=%v", s, pr, d)
-		}
-		return nil
-	})
+	waitRecreatedInEdgeX(t, p, svc.Name, prof.Name, dev.Name)
 	for _, name := range imported {
 		waitFor(p, &v1alpha1.Device{}, name, func(d *v1alpha1.Device) error {
 			if d.DeletionTimestamp != nil {
@@ -338,5 +330,20 @@ func waitForEvent(t *testing.T, p *pool, reason string) {
 			}
 		}
 		return fmt.Errorf("no %s event among %d", reason, len(events.Items))
+	})
+}
+
+// waitRecreatedInEdgeX waits until EdgeX holds the named service, profile
+// and device again, as the bridge re-creates them after a wipe.
+func waitRecreatedInEdgeX(t *testing.T, p *pool, service, profile, device string) {
+	t.Helper()
+	testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
+		_, s := p.sim.Service(service)
+		_, pr := p.sim.Profile(profile)
+		_, d := p.sim.Device(device)
+		if !s || !pr || !d {
+			return fmt.Errorf("not re-created in EdgeX: service=%v profile=%v device=%v", s, pr, d)
+		}
+		return nil
 	})
 }

@@ -273,15 +273,7 @@ func TestWipeOfALargePool(t *testing.T) {
 	p.sim.Wipe()
 	p.bridge.ResyncNow()
 
-	testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
-		_, s := p.sim.Service(svc.Name)
-		_, pr := p.sim.Profile(prof.Name)
-		_, d := p.sim.Device(managed.Name)
-		if !s || !pr || !d {
-			return fmt.Errorf("not re-created in EdgeX: service=%v profile=%v managed device=%v", s, pr, d)
-		}
-		return nil
-	})
+	waitRecreatedInEdgeX(t, p, svc.Name, prof.Name, managed.Name)
 	waitSynced(p, named(&v1alpha1.DeviceService{}, convert.KubeName(p.name, svc.Name)))
 	waitSynced(p, named(&v1alpha1.DeviceProfile{}, convert.KubeName(p.name, prof.Name)))
 	waitSynced(p, named(&v1alpha1.Device{}, managed.Name))
@@ -344,13 +336,5 @@ func TestWipeIsNoticedBeforeTheNextResync(t *testing.T) {
 	for _, d := range simulator.DemoDevices() {
 		waitHeld(p, named(&v1alpha1.Device{}, convert.KubeName(p.name, d.Name)))
 	}
-	testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
-		_, s := p.sim.Service(svc.Name)
-		_, pr := p.sim.Profile(prof.Name)
-		_, d := p.sim.Device(dev.Name)
-		if !s || !pr || !d {
-			return fmt.Errorf("managed objects not re-created: service=%v profile=%v device=%v", s, pr, d)
-		}
-		return nil
-	})
+	waitRecreatedInEdgeX(t, p, svc.Name, prof.Name, dev.Name)
 }
