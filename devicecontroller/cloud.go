@@ -165,29 +165,12 @@ func (c *Cloud) NeedLeaderElection() bool { return false }
 // Start probes while the cloud is away, every two to fifteen seconds, until
 // ctx ends. It is a manager runnable.
 func (c *Cloud) Start(ctx context.Context) error {
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-c.wake:
-		}
-		interval := 2 * time.Second
-		for {
-			if down, _, _ := c.Down(); !down || c.probe == nil {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(interval):
-			}
-			// The transport records the outcome.
-			probeCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			_ = c.probe(probeCtx)
-			cancel()
-			interval = min(interval*2, 15*time.Second)
-		}
-	}
+	down := func() bool { d, _, _ := c.Down(); return d && c.probe != nil }
+	// The transport records each probe's outcome.
+	probeWhileDown(ctx, c.wake, down, 2*time.Second, 15*time.Second, 10*time.Second, func(ctx context.Context) {
+		_ = c.probe(ctx)
+	})
+	return nil
 }
 
 // noAnswer reports whether err means the API server did not answer: no

@@ -92,29 +92,9 @@ func (h *edgeHealth) startProbe() {
 // run pings EdgeX while it is down, backing off from one second to fifteen,
 // until it answers or ctx ends. It is a manager runnable.
 func (h *edgeHealth) run(ctx context.Context) error {
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-h.wake:
-		}
-		interval := time.Second
-		for {
-			if down, _ := h.Down(); !down {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(interval):
-			}
-			pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			err := h.ping(pingCtx)
-			cancel()
-			h.observe(ctx, err)
-			if interval < 15*time.Second {
-				interval *= 2
-			}
-		}
-	}
+	down := func() bool { d, _ := h.Down(); return d }
+	probeWhileDown(ctx, h.wake, down, time.Second, 15*time.Second, 5*time.Second, func(ctx context.Context) {
+		h.observe(ctx, h.ping(ctx))
+	})
+	return nil
 }
