@@ -104,6 +104,13 @@ func New(mgr manager.Manager, edge EdgeX, opts Options) (*Bridge, error) {
 	b.commands.unwritten = b.telemetry.unwritten
 	b.watchCloud(mgr)
 
+	if opts.PoolSelection == SelectByLabel {
+		if err := mgr.Add(newPoolLabeller(&b.shared, mgr)); err != nil {
+			return nil, fmt.Errorf("add pool labeller: %w", err)
+		}
+	}
+	b.log.Info("selecting the pool's objects", "by", opts.PoolSelection)
+
 	watch := &wipeWatch{shared: &b.shared, kinds: []probed{b.services, b.profiles, b.devices}, resync: b.resync.trigger}
 	for _, r := range []manager.Runnable{
 		b.devices, b.services, b.profiles, b.resync, b.telemetry, b.commands, watch,

@@ -176,7 +176,7 @@ func (s *edgeSync[O, E]) importObject(ctx context.Context, name string, edge E) 
 	ns := s.opts.Namespaces[0]
 	obj := s.kind.imported(edge)
 	obj.SetNamespace(ns)
-	setNodePool(obj, s.opts.NodePool)
+	markPool(obj, s.opts.NodePool)
 	recordEdgeXName(obj, name)
 	ann := obj.GetAnnotations()
 	ann[v1alpha1.OriginAnnotation] = v1alpha1.OriginEdge

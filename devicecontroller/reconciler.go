@@ -64,6 +64,9 @@ func (r *reconciler[O, E]) Reconcile(ctx context.Context, req reconcile.Request)
 		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
+	if !r.serves(obj) {
+		return reconcile.Result{}, nil // another pool's, labelled as this one's
+	}
 	if r.writes.behind(req.NamespacedName, obj.GetResourceVersion()) {
 		return reconcile.Result{RequeueAfter: cacheCatchUp}, nil
 	}
@@ -186,7 +189,7 @@ func (r *reconciler[O, E]) usersOf(index string) func(ctx context.Context, name 
 			return "", fmt.Errorf("find %ss that use %q: %w", r.kind.Name, name, err)
 		}
 		for _, o := range r.kind.items(list) {
-			if r.watches(o.GetNamespace()) && o.GetDeletionTimestamp().IsZero() && !r.mirrorsEdge(o) {
+			if r.serves(o) && o.GetDeletionTimestamp().IsZero() && !r.mirrorsEdge(o) {
 				return fmt.Sprintf("%s %s", r.kind.Name, objectKey(o)), nil
 			}
 		}
@@ -473,7 +476,7 @@ func (r *reconciler[O, E]) claimants(ctx context.Context, name string) ([]O, err
 	}
 	var claims []O
 	for _, o := range r.kind.items(list) {
-		if r.watches(o.GetNamespace()) {
+		if r.serves(o) {
 			claims = append(claims, o)
 		}
 	}

@@ -146,7 +146,7 @@ func (s *edgeSync[O, E]) resync(ctx context.Context) (resyncPass, error) {
 	claimed := map[string]bool{}
 	var renewed, lost []string
 	for _, obj := range s.kind.items(list) {
-		if !s.watches(obj.GetNamespace()) {
+		if !s.serves(obj) {
 			continue
 		}
 		name := v1alpha1.EdgeXName(obj)
@@ -262,7 +262,7 @@ func (s *edgeSync[O, E]) requeueAll(ctx context.Context) {
 		return // the next failed list tries again
 	}
 	for _, obj := range s.kind.items(list) {
-		if s.watches(obj.GetNamespace()) {
+		if s.serves(obj) {
 			if s.requeue(ctx, obj) != nil {
 				return
 			}

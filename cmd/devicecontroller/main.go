@@ -40,6 +40,7 @@ const userAgent = "edgebridge"
 
 type flags struct {
 	nodePool, nodeName, namespaces string
+	poolSelection                  string
 	kubeQPS                        float64
 	kubeBurst                      int
 	kubeTimeout                    time.Duration
@@ -72,6 +73,7 @@ func parseFlags() (*flags, *zap.Options) {
 	fs.StringVar(&f.nodePool, "nodepool", "", "node pool this bridge serves; empty means the "+v1alpha1.NodePoolLabel+" label of --node-name")
 	fs.StringVar(&f.nodeName, "node-name", os.Getenv("NODE_NAME"), "node the bridge runs on, to discover its pool; defaults to $NODE_NAME")
 	fs.StringVar(&f.namespaces, "namespaces", cmdline.EnvOr("POD_NAMESPACE", "default"), "comma-separated namespaces to watch; imported objects go to the first; defaults to $POD_NAMESPACE when set")
+	fs.StringVar(&f.poolSelection, "pool-selection", "auto", "how the API server is asked for the pool's objects: field (spec.nodePool, Kubernetes 1.31+), label ("+v1alpha1.PoolLabel+", which the bridge keeps equal to spec.nodePool), or auto (probe the API server at start-up)")
 	fs.Float64Var(&f.kubeQPS, "kube-api-qps", 200, "client-side limit on API server requests per second")
 	fs.IntVar(&f.kubeBurst, "kube-api-burst", 400, "client-side burst of API server requests")
 	fs.DurationVar(&f.kubeTimeout, "kube-api-timeout", devicecontroller.DefaultKubeRequestTimeout, "timeout of one API server request (watches excepted), so that a cloud link that drops packets is noticed")
@@ -165,6 +167,10 @@ func run(ctx context.Context, f *flags) error {
 		return err
 	}
 	scheme := devicecontroller.Scheme()
+	selection, err := poolSelection(ctx, cfg, f.poolSelection, pool, namespaces)
+	if err != nil {
+		return err
+	}
 	leNamespace := f.leaderElectionNamespace
 	if leNamespace == "" && len(namespaces) > 0 {
 		leNamespace = namespaces[0]
@@ -180,7 +186,7 @@ func run(ctx context.Context, f *flags) error {
 	defer bus.Close()
 	mgrOpts := ctrl.Options{
 		Scheme:                 scheme,
-		Cache:                  devicecontroller.CacheOptions(pool, namespaces),
+		Cache:                  devicecontroller.PoolCacheOptions(pool, namespaces, selection),
 		Metrics:                metricsserver.Options{BindAddress: f.metricsAddr},
 		HealthProbeBindAddress: f.probeAddr,
 		LeaderElection:         f.leaderElect,
@@ -222,7 +228,7 @@ func run(ctx context.Context, f *flags) error {
 	}
 
 	opts := devicecontroller.Options{
-		Cloud:    cloud,
+		Cloud: cloud, PoolSelection: selection,
 		NodePool: pool, Namespaces: namespaces, ResyncPeriod: f.resyncPeriod,
 		DeletionGuardFraction: f.guardFraction, DeletionGuardMinimum: f.guardMinimum, Workers: f.workers,
 		StatusInterval: f.statusInterval, MaxReadingSeries: f.maxSeries, NorthboundPrefix: f.northboundPrefix,
@@ -243,6 +249,36 @@ func run(ctx context.Context, f *flags) error {
 	ctrl.Log.Info("starting", "pool", pool, "namespaces", namespaces, "coreMetadata", f.metadataURL,
 		"coreCommand", f.commandURL, "broker", f.broker, "commandTransport", f.transport)
 	return mgr.Start(ctx)
+}
+
+// poolSelection is the --pool-selection flag's choice, or what the API
+// server can do when it says auto.
+func poolSelection(ctx context.Context, cfg *rest.Config, flag, pool string, namespaces []string) (devicecontroller.PoolSelection, error) {
+	log := ctrl.Log.WithName("setup")
+	sel, err := devicecontroller.ParsePoolSelection(flag)
+	if err != nil {
+		return "", fmt.Errorf("--pool-selection: %w", err)
+	}
+	if sel != "" {
+		log.Info("pool selection set by flag", "poolSelection", sel)
+		return sel, nil
+	}
+	if len(namespaces) == 0 {
+		return "", errors.New("--namespaces names no namespace")
+	}
+	c, err := client.New(cfg, client.Options{Scheme: devicecontroller.Scheme()})
+	if err != nil {
+		return "", fmt.Errorf("client to probe the API server: %w", err)
+	}
+	if sel, err = devicecontroller.DetectPoolSelection(ctx, c, pool, namespaces[0], log); err != nil {
+		return "", err
+	}
+	why := "the API server selects these kinds by spec.nodePool"
+	if sel == devicecontroller.SelectByLabel {
+		why = "the API server cannot select these kinds by spec.nodePool (Kubernetes before 1.31, or CRDs without selectableFields); the bridge keeps the " + v1alpha1.PoolLabel + " label equal to spec.nodePool and selects by it"
+	}
+	log.Info("pool selection probed", "poolSelection", sel, "why", why)
+	return sel, nil
 }
 
 // servePprof serves Go's profiler on a listener of its own, apart from the
