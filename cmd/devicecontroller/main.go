@@ -20,6 +20,7 @@ import (
 	"github.com/edgexfoundry/go-mod-core-contracts/v3/dtos"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -196,6 +197,7 @@ func run(ctx context.Context, f *flags) error {
 		// A replica that stops leading exits promptly, so that the new
 		// leader never overlaps with it.
 		LeaderElectionReleaseOnCancel: true,
+		GracefulShutdownTimeout:       ptr.To(devicecontroller.ShutdownGrace),
 	}
 	var lock *devicecontroller.LeaderLock
 	if f.leaderElect {
@@ -248,7 +250,7 @@ func run(ctx context.Context, f *flags) error {
 	}
 	ctrl.Log.Info("starting", "pool", pool, "namespaces", namespaces, "coreMetadata", f.metadataURL,
 		"coreCommand", f.commandURL, "broker", f.broker, "commandTransport", f.transport)
-	return mgr.Start(ctx)
+	return devicecontroller.RunManager(ctx, mgr)
 }
 
 // poolSelection is the --pool-selection flag's choice, or what the API
