@@ -12,7 +12,7 @@ STATICCHECK := $(TOOLS) honnef.co/go/tools/cmd/staticcheck
 # Upper bound for one test binary; the suite as a whole stays far below it.
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build generate lint test test-deps demo bench bench-bins bench-small chaos clean
+.PHONY: all build generate lint test test-compat test-deps demo bench bench-bins bench-small chaos clean
 
 all: build
 
@@ -40,6 +40,22 @@ test-deps:
 # clients are where it matters; one build mode for all keeps the build once).
 test: test-deps
 	$(GO) test -timeout $(TEST_TIMEOUT) -race ./...
+
+# The same tests that matter for the API server's version, against the oldest
+# Kubernetes the project supports (README, "Supported Kubernetes versions"):
+# a kube-apiserver built from hack/tools/kube-compat's own pin into
+# bin/kube-apiserver-1.MINOR. The CRD and admission packages run whole; of
+# devicecontroller, the sync, command, import, pool-selection and shutdown
+# tests, which cover every path that reads or writes the API server.
+COMPAT_RUN ?= ^(TestPool|TestManagedObjects|TestImportedObjects|TestMissedEventsAreRepairedByResync|TestFailedResyncDeletesNothing|TestManagedObjectAdopts|TestEdgeObjectsAreImported|TestCommandsReachTheDevice|TestCommandsAreLevelTriggered|TestForbiddenValuesAreNotSent|TestLockedDeviceGetsNoCommands|TestBinary)
+
+test-compat:
+	hack/ensure-test-deps.sh
+	apiserver=$$(hack/build-kube.sh kube-apiserver compat | tail -n 1); \
+	export EDGEBRIDGE_KUBE_APISERVER=$$apiserver; \
+	echo ">> tests against $$($$apiserver --version)"; \
+	$(GO) test -timeout $(TEST_TIMEOUT) -race ./api/... ./devicecontroller/admission/... && \
+	$(GO) test -timeout $(TEST_TIMEOUT) -race -run '$(COMPAT_RUN)' ./devicecontroller/
 
 # The tour's commands use the kubectl on PATH; only without one is kubectl
 # built (once) into bin/, and the tour then names it by its path.
