@@ -8,6 +8,10 @@ BIN := $(CURDIR)/bin
 TOOLS := $(GO) run -modfile=$(CURDIR)/hack/tools/go.mod
 CONTROLLER_GEN := $(TOOLS) sigs.k8s.io/controller-tools/cmd/controller-gen
 STATICCHECK := $(TOOLS) honnef.co/go/tools/cmd/staticcheck
+# Helm has a module of its own: its k8s.io versions need not agree with
+# controller-tools'.
+HELM := $(GO) run -modfile=$(CURDIR)/hack/tools/helm/go.mod helm.sh/helm/v4/cmd/helm
+CHART := deploy/helm/edgebridge
 
 # Upper bound for one test binary; the suite as a whole stays far below it.
 TEST_TIMEOUT ?= 15m
@@ -22,12 +26,17 @@ build:
 generate:
 	$(CONTROLLER_GEN) object paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:dir=deploy/crds
+	@# The chart installs the very same CRDs: one generation feeds both.
+	rm -f $(CHART)/crds/*.yaml
+	cp deploy/crds/iot.openyurt.io_*.yaml $(CHART)/crds/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt'ed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 	hack/verify-generated.sh
+	$(HELM) lint --strict $(CHART)
+	$(HELM) lint --strict $(CHART) --set workload.kind=Deployment,workload.nodePool=pool-a,admission.enabled=true
 	$(GO) run ./hack/checkpaths
 
 # Real parts: etcd and mosquitto from Debian, kube-apiserver built from the
