@@ -13,10 +13,16 @@ STATICCHECK := $(TOOLS) honnef.co/go/tools/cmd/staticcheck
 HELM := $(GO) run -modfile=$(CURDIR)/hack/tools/helm/go.mod helm.sh/helm/v4/cmd/helm
 CHART := deploy/helm/edgebridge
 
+# The image `make image` builds. Its tag is the chart's appVersion, which
+# the chart runs by default and the kustomize manifests name too
+# (deploy/image_test.go checks all three agree).
+IMAGE ?= ghcr.io/edgebridge/edgebridge
+VERSION ?= $(shell awk '$$1 == "appVersion:" {print $$2}' $(CHART)/Chart.yaml)
+
 # Upper bound for one test binary; the suite as a whole stays far below it.
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build generate lint test test-deps demo bench bench-bins bench-small chaos clean
+.PHONY: all build generate lint test test-deps image image-ref demo bench bench-bins bench-small chaos clean
 
 all: build
 
@@ -49,6 +55,16 @@ test-deps:
 # clients are where it matters; one build mode for all keeps the build once).
 test: test-deps
 	$(GO) test -timeout $(TEST_TIMEOUT) -race ./...
+
+# The OCI image, built with no container daemon: static binaries on an
+# empty base (hack/image says why), written to bin/image (an OCI layout) and
+# bin/image.tar (for `docker load -i` or `crane push`).
+image:
+	$(GO) run ./hack/image/build -tag $(IMAGE):$(VERSION) -version $(VERSION) \
+		-oci-layout $(BIN)/image -tarball $(BIN)/image.tar
+
+image-ref:
+	@echo $(IMAGE):$(VERSION)
 
 # The tour's commands use the kubectl on PATH; only without one is kubectl
 # built (once) into bin/, and the tour then names it by its path.
