@@ -15,9 +15,10 @@ CHART := deploy/helm/edgebridge
 
 # The image `make image` builds. Its tag is the chart's appVersion, which
 # the chart runs by default and the kustomize manifests name too
-# (deploy/image_test.go checks all three agree).
-IMAGE ?= ghcr.io/edgebridge/edgebridge
-VERSION ?= $(shell awk '$$1 == "appVersion:" {print $$2}' $(CHART)/Chart.yaml)
+# (deploy/image_test.go checks all three agree). Set on the command line
+# (make image IMAGE=... IMAGE_TAG=...), never taken from the environment.
+IMAGE := ghcr.io/edgebridge/edgebridge
+IMAGE_TAG := $(shell awk '$$1 == "appVersion:" {print $$2}' $(CHART)/Chart.yaml)
 
 # Upper bound for one test binary; the suite as a whole stays far below it.
 TEST_TIMEOUT ?= 15m
@@ -60,11 +61,11 @@ test: test-deps
 # empty base (hack/image says why), written to bin/image (an OCI layout) and
 # bin/image.tar (for `docker load -i` or `crane push`).
 image:
-	$(GO) run ./hack/image/build -tag $(IMAGE):$(VERSION) -version $(VERSION) \
+	$(GO) run ./hack/image/build -tag $(IMAGE):$(IMAGE_TAG) -version $(IMAGE_TAG) \
 		-oci-layout $(BIN)/image -tarball $(BIN)/image.tar
 
 image-ref:
-	@echo $(IMAGE):$(VERSION)
+	@echo $(IMAGE):$(IMAGE_TAG)
 
 # The tour's commands use the kubectl on PATH; only without one is kubectl
 # built (once) into bin/, and the tour then names it by its path.
