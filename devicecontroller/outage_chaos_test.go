@@ -47,7 +47,7 @@ func cloudOutageAtScale(t *testing.T, devices, managed int, period, outage time.
 	}
 	kubeNames := make([]string, len(edgeNames))
 	for i, n := range edgeNames {
-		kubeNames[i] = convert.KubeName(p.name, n)
+		kubeNames[i] = convert.PreferredKubeName(p.name, n)
 	}
 	waitDevices(p, kubeNames, func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
 	waitDevices(p, names, func(d *v1alpha1.Device) error {
@@ -74,13 +74,13 @@ func cloudOutageAtScale(t *testing.T, devices, managed int, period, outage time.
 		d.Name, d.Id, d.AutoEvents = fmt.Sprintf("added-%02d", i), "", nil
 		_, err := p.sim.AddDevice(d)
 		must(t, err)
-		added = append(added, convert.KubeName(p.name, d.Name))
+		added = append(added, convert.PreferredKubeName(p.name, d.Name))
 		must(t, p.sim.UpdateDevice(dtos.UpdateDevice{Name: ptr(edgeNames[i]), Description: ptr(desc)}))
 		changed = append(changed, kubeNames[i])
 		gone := edgeNames[len(edgeNames)-1-i]
 		tele.stop(gone)
 		must(t, p.sim.DeleteDevice(gone))
-		deleted = append(deleted, convert.KubeName(p.name, gone))
+		deleted = append(deleted, convert.PreferredKubeName(p.name, gone))
 	}
 	// One managed device drifts every 20 seconds and must be commanded back.
 	drifts := 0
