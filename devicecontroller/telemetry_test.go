@@ -121,6 +121,43 @@ func TestTelemetryIsCoalescedIntoStatus(t *testing.T) {
 	}
 }
 
+// A device that keeps reporting the same value is not silent: its
+// lastConnected moves at least once per --connected-refresh, while the
+// property's lastReported stays the time of the reading that set the value.
+func TestUnchangedValuesStillShowTheDeviceConnected(t *testing.T) {
+	p := startPool(t, poolConfig{seedDemo: true, options: func(o *devicecontroller.Options) {
+		o.StatusInterval, o.ConnectedRefresh = 200*time.Millisecond, time.Second
+	}})
+	sensor := simulator.DemoDevices()[1].Name
+	name := convert.PreferredKubeName(p.name, sensor)
+	ctx := context.Background()
+	report := func() {
+		if err := p.sim.PublishReadings(ctx, sensor, map[string]string{"temperature": "66.66"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(p, &v1alpha1.Device{}, name, func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
+	report()
+	var first v1alpha1.Device
+	waitFor(p, &v1alpha1.Device{}, name, func(d *v1alpha1.Device) error {
+		if got := d.Status.DeviceProperties["temperature"]; !convert.EqualValues("Float32", got.ActualValue, "66.66") {
+			return fmt.Errorf("temperature status %+v", got)
+		}
+		first = *d
+		return nil
+	})
+	waitFor(p, &v1alpha1.Device{}, name, func(d *v1alpha1.Device) error {
+		if d.Status.LastConnected-first.Status.LastConnected < time.Second.Milliseconds() {
+			report() // the same value, again
+			return fmt.Errorf("lastConnected %d, first %d: not refreshed", d.Status.LastConnected, first.Status.LastConnected)
+		}
+		if got, was := d.Status.DeviceProperties["temperature"], first.Status.DeviceProperties["temperature"]; got.LastReported != was.LastReported || got.ActualValue != was.ActualValue {
+			t.Errorf("temperature went from %+v to %+v on unchanged readings", was, got)
+		}
+		return nil
+	})
+}
+
 // Camera frames never reach status: their media type, size and time do.
 func TestBinaryReadingsStayOutOfStatus(t *testing.T) {
 	p := startPool(t, poolConfig{seedDemo: true})
