@@ -73,7 +73,18 @@ func (r *reconciler[O, E]) Reconcile(ctx context.Context, req reconcile.Request)
 	defer r.metrics.observeReconcile(r.kind.Name, time.Now(), &err)
 	before := obj.DeepCopyObject().(O)
 	defer func() {
-		err = errors.Join(err, r.patchStatus(ctx, before, obj))
+		written := r.patchStatus(ctx, before, obj)
+		if apierrors.IsConflict(written) {
+			// Another writer (telemetry, a person) came first. The next
+			// reconcile recomputes from the newer copy, which the watch
+			// is about to deliver; losing such a race is not an error, so
+			// it neither logs one nor backs the object off.
+			written = nil
+			if res.RequeueAfter == 0 || res.RequeueAfter > cacheCatchUp {
+				res.RequeueAfter = cacheCatchUp
+			}
+		}
+		err = errors.Join(err, written)
 		// Writes update obj from the API server's answer.
 		if rv := obj.GetResourceVersion(); rv != before.GetResourceVersion() {
 			r.writes.record(req.NamespacedName, rv)
@@ -527,7 +538,7 @@ func (r *reconciler[O, E]) setSynced(obj O, ok bool, reason, message string) {
 // a cached copy, and a diff against it may hold fields that others write
 // (a property entry new to this copy carries the actualValue the copy had),
 // which must not go over a newer telemetry write. On a conflict the
-// reconcile is retried from a fresh copy.
+// reconcile is retried from a fresh copy (see Reconcile).
 func (r *reconciler[O, E]) patchStatus(ctx context.Context, before, after O) error {
 	if after.GetDeletionTimestamp() != nil && !hasBridgeFinalizer(after) {
 		return nil // gone, or about to be

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -39,6 +40,11 @@ import (
 // while the cloud link is down.
 const userAgent = "edgebridge"
 
+// version is the release this binary was built as; `make image` sets it
+// with -ldflags "-X main.version=...". The module's build info cannot say:
+// a binary built inside the repository is always "(devel)".
+var version = "dev"
+
 type flags struct {
 	nodePool, nodeName, namespaces string
 	poolSelection                  string
@@ -60,6 +66,7 @@ type flags struct {
 	commandRate                           float64
 	commandBurst, commandsInFlight        int
 	resyncPeriod, statusInterval          time.Duration
+	connectedRefresh                      time.Duration
 	guardFraction                         float64
 	guardMinimum, workers, maxSeries      int
 	metricsAddr, probeAddr, pprofAddr     string
@@ -112,6 +119,7 @@ func parseFlags() (*flags, *zap.Options) {
 	fs.IntVar(&f.guardMinimum, "deletion-guard-minimum", 5, "how many of a kind's imported objects vanishing from one resync's list hold their deletions, at least (more than half of them always do)")
 	fs.IntVar(&f.workers, "workers", 16, "objects of each kind reconciled at once")
 	fs.DurationVar(&f.statusInterval, "status-interval", 5*time.Second, "least time between two telemetry status writes of one device")
+	fs.DurationVar(&f.connectedRefresh, "connected-refresh", 10*time.Minute, "how stale status.lastConnected may grow while a device keeps reporting unchanged values (negative: never refreshed)")
 	fs.IntVar(&f.maxSeries, "max-reading-series", 10000, "cap on per-reading Prometheus gauges")
 
 	fs.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
@@ -233,7 +241,7 @@ func run(ctx context.Context, f *flags) error {
 		Cloud: cloud, PoolSelection: selection,
 		NodePool: pool, Namespaces: namespaces, ResyncPeriod: f.resyncPeriod,
 		DeletionGuardFraction: f.guardFraction, DeletionGuardMinimum: f.guardMinimum, Workers: f.workers,
-		StatusInterval: f.statusInterval, MaxReadingSeries: f.maxSeries, NorthboundPrefix: f.northboundPrefix,
+		StatusInterval: f.statusInterval, ConnectedRefresh: f.connectedRefresh, MaxReadingSeries: f.maxSeries, NorthboundPrefix: f.northboundPrefix,
 		CommandTransport: f.transport, CommandTimeout: f.commandTimeout, CommandRate: f.commandRate,
 		CommandBurst: f.commandBurst, MaxCommandsInFlight: f.commandsInFlight,
 	}
@@ -423,9 +431,5 @@ func resolveNodePool(ctx context.Context, cfg *rest.Config, pool, node string) (
 }
 
 func versionString() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "edgebridge (unknown version)"
-	}
-	return fmt.Sprintf("edgebridge %s (%s)", info.Main.Version, info.GoVersion)
+	return fmt.Sprintf("edgebridge %s (%s)", version, runtime.Version())
 }

@@ -18,6 +18,10 @@ func (c Commander) Write(ctx context.Context, device, command string, values map
 	return err
 }
 
+// Ping reports whether core-command answers on the bus; the bridge asks
+// while commands find it unreachable, to send them as soon as it is back.
+func (c Commander) Ping(ctx context.Context) error { return c.Client.PingCoreCommand(ctx) }
+
 // URL is the command's core-command URL, or "" when none is known.
 func (c Commander) URL(device, command string) string {
 	if c.RESTURL == nil {
