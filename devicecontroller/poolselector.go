@@ -49,8 +49,9 @@ func ParsePoolSelection(s string) (PoolSelection, error) {
 	return "", fmt.Errorf("pool selection must be auto, field or label, not %q", s)
 }
 
-// probeTimeout bounds one probe request; probeBackoff spaces the attempts
-// while the API server does not answer.
+// probeTimeout bounds one request of the probe or of the labeller;
+// probeBackoff spaces the probe's attempts while the API server does not
+// answer.
 const (
 	probeTimeout = 10 * time.Second
 	probeBackoff = 2 * time.Second
