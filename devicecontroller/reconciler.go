@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"sort"
 	"time"
+	"unicode/utf8"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -564,9 +565,15 @@ func patchStatusOf(ctx context.Context, c client.Client, obj client.Object, befo
 	return nil
 }
 
+// truncate shortens s to at most n bytes plus "...", cutting before a
+// UTF-8 character rather than through it: API server validation and
+// Event consumers reject or mangle invalid UTF-8.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "..."
 }
