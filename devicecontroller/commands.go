@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -217,9 +217,9 @@ func (c *commander) drive(_ context.Context, dev *v1alpha1.Device, edge dtos.Dev
 	var requeueAfter time.Duration
 	var pending, failing []string
 	var failReason string
-	for _, name := range sortedKeys(desired) {
+	for _, name := range slices.Sorted(maps.Keys(desired)) {
 		want := desired[name]
-		res, found := findResource(profile, name)
+		res, found := convert.Resource(profile, name)
 		entry := c.statusEntry(dev, edge.Name, name, res)
 		c.overlayUnwritten(key, name, entry)
 		putURL := dev.Spec.DeviceProperties[name].PutURL
@@ -646,25 +646,6 @@ func desiredValues(dev *v1alpha1.Device) map[string]string {
 		}
 	}
 	return out
-}
-
-// findResource finds a device resource by name in the profile.
-func findResource(p dtos.DeviceProfile, name string) (dtos.DeviceResource, bool) {
-	for _, r := range p.DeviceResources {
-		if r.Name == name {
-			return r, true
-		}
-	}
-	return dtos.DeviceResource{}, false
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // overlayUnwritten puts a reading that status does not hold yet into entry,

@@ -193,6 +193,16 @@ func (s *DeviceProfileSpec) IsManaged() bool {
 	return s.Managed == nil || *s.Managed
 }
 
+// Resource returns the profile's device resource of that name, or nil.
+func (s *DeviceProfileSpec) Resource(name string) *DeviceResource {
+	for i := range s.DeviceResources {
+		if s.DeviceResources[i].Name == name {
+			return &s.DeviceResources[i]
+		}
+	}
+	return nil
+}
+
 // DeviceProfileStatus is what EdgeX reports of the profile.
 type DeviceProfileStatus struct {
 	// EdgeId is the id EdgeX gave the profile (upstream calls it id).

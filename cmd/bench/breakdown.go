@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -178,7 +180,7 @@ func (t *timeSplit) String() string {
 
 func formatMeans(means, counts map[string]float64) string {
 	var parts []string
-	for _, k := range sortedKeys(means) {
+	for _, k := range slices.Sorted(maps.Keys(means)) {
 		if counts != nil {
 			parts = append(parts, fmt.Sprintf("%s %s (n=%.0f)", k, ms(means[k]), counts[k]))
 		} else {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -405,7 +406,7 @@ func (r *results) details() string {
 		}
 		fmt.Fprintf(&b, "- %s: %d changes in %s (generator at most %s late, %d calls failed, other processes %.2f cores):", ph.name, ph.p.Changes,
 			secs(ph.p.WindowSeconds), ms(ph.p.MaxLateMs), ph.p.FailedCalls, ph.p.OtherCores)
-		for _, name := range sortedKeys(ph.p.BySeries) {
+		for _, name := range slices.Sorted(maps.Keys(ph.p.BySeries)) {
 			fmt.Fprintf(&b, " %s %s;", name, describeLatency(ph.p.BySeries[name]))
 		}
 		if ph.p.SeenByWatch != nil {
@@ -472,19 +473,10 @@ func formatCounts[V int64 | float64](m map[string]V) string {
 		return "none"
 	}
 	var parts []string
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		parts = append(parts, fmt.Sprintf("%s %v", k, m[k]))
 	}
 	return "{" + strings.Join(parts, ", ") + "}"
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // write saves results.json, results.md and latency.svg in dir.
