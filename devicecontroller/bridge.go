@@ -315,20 +315,30 @@ func (b *Bridge) dropped(messageType string, err error) bool {
 	return true
 }
 
-func (b *Bridge) onSystemEvent(_ string, se messagebus.SystemEvent) {
+func (b *Bridge) onSystemEvent(topic string, se messagebus.SystemEvent) {
+	var err error
 	switch se.Type {
 	case messagebus.KindDevice:
-		if d, err := se.Device(); err == nil {
+		var d dtos.Device
+		if d, err = se.Device(); err == nil {
 			b.devices.onEvent(se.Action, d)
 		}
 	case messagebus.KindDeviceService:
-		if s, err := se.Service(); err == nil {
+		var s dtos.DeviceService
+		if s, err = se.Service(); err == nil {
 			b.services.onEvent(se.Action, s)
 		}
 	case messagebus.KindDeviceProfile:
-		if p, err := se.Profile(); err == nil {
+		var p dtos.DeviceProfile
+		if p, err = se.Profile(); err == nil {
 			b.profiles.onEvent(se.Action, p)
 		}
+	}
+	if err != nil {
+		// An envelope that decoded but whose details did not: the change
+		// it announced is unknown until the next resync lists it.
+		b.metrics.decodeErrors.WithLabelValues(b.metrics.pool, "system-event").Inc()
+		b.log.V(1).Info("undecodable system event", "topic", topic, "kind", se.Type, "action", se.Action, "error", err.Error())
 	}
 }
 
