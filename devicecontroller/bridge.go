@@ -94,6 +94,10 @@ func New(mgr manager.Manager, edge EdgeX, opts Options) (*Bridge, error) {
 		key := types.NamespacedName{Namespace: d.Namespace, Name: d.Name}
 		b.commands.forget(key)
 		b.telemetry.forget(key)
+		// A profile or service whose deletion waited for this device
+		// (ProfileInUse, ServiceInUse) may go now.
+		b.profiles.queue.Add(d.Spec.Profile)
+		b.services.queue.Add(d.Spec.Service)
 	}
 	b.commands = newCommander(&b.shared, edge.Commands, opts.CommandTransport, b.profiles.view, b.services.view, b.devices.requeueKey)
 	b.telemetry = newTelemetry(&b.shared, b.commands, func(ctx context.Context, edgexName string) (*v1alpha1.Device, bool) {

@@ -32,6 +32,10 @@ const indexEdgeXName = "edgebridge.io/edgexName"
 // again; recovery also triggers a resync that enqueues everything at once.
 const retryEdgeXDown = 30 * time.Second
 
+// retryInUse is how soon the deletion of a profile or service that EdgeX
+// refused because devices use it is tried again.
+const retryInUse = 30 * time.Second
+
 // reconciler converges one kind's objects and EdgeX (cloud to edge for
 // managed objects, edge to cloud for imported ones) and records the outcome
 // in status. One generic implementation serves the three kinds.
@@ -304,7 +308,12 @@ func (r *reconciler[O, E]) reconcileDelete(ctx context.Context, obj O) (reconcil
 				r.warn(obj, r.kind.InUseReason, "Delete", msg)
 			}
 			r.setSynced(obj, false, r.kind.InUseReason, msg)
-			return reconcile.Result{}, fmt.Errorf("delete %s %q: %w", r.kind.Name, name, err)
+			// Waiting for devices to go is not a failure: the condition and
+			// the Event say so once, where an error would log one at every
+			// backoff step. A device's deletion looks again at once
+			// (Bridge.New); the requeue covers users the bridge does not
+			// see, such as devices of another pool.
+			return reconcile.Result{RequeueAfter: retryInUse}, nil
 		default:
 			return r.edgeFailure(obj, "Delete", err)
 		}
