@@ -72,7 +72,6 @@ func (r *reconciler[O, E]) Reconcile(ctx context.Context, req reconcile.Request)
 	if r.writes.behind(req.NamespacedName, obj.GetResourceVersion()) {
 		return reconcile.Result{RequeueAfter: cacheCatchUp}, nil
 	}
-	defer r.metrics.observeReconcile(r.kind.Name, time.Now(), &err)
 	before := obj.DeepCopyObject().(O)
 	defer func() {
 		err = errors.Join(err, r.patchStatus(ctx, before, obj))
