@@ -145,7 +145,8 @@ func (c *commander) watchRecovery(ctx context.Context) {
 				return
 			case <-tick.C:
 			}
-			pingCtx, cancel := context.WithTimeout(ctx, recoveryProbeInterval)
+			// Each tick is the retry: one attempt per probe.
+			pingCtx, cancel := context.WithTimeout(edgex.WithoutRetries(ctx), recoveryProbeInterval)
 			answered = c.ping(pingCtx) == nil
 			cancel()
 		}

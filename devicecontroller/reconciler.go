@@ -62,6 +62,11 @@ type reconciler[O client.Object, E any] struct {
 }
 
 func (r *reconciler[O, E]) Reconcile(ctx context.Context, req reconcile.Request) (res reconcile.Result, err error) {
+	// The work queue owns retrying: a failed reconcile comes back with
+	// per-object backoff, freeing its worker at once, and says why in its
+	// condition meanwhile. The REST client's own retries would hold the
+	// worker for up to three timeouts and repeat every call EdgeX fails.
+	ctx = edgex.WithoutRetries(ctx)
 	obj := r.kind.newObject()
 	if err := r.client.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {

@@ -123,6 +123,9 @@ func (r *resyncer) resyncAll(ctx context.Context) error {
 // nothing.
 func (s *edgeSync[O, E]) resync(ctx context.Context) (resyncPass, error) {
 	started := time.Now()
+	// The REST client retries a failed page here, unlike in reconciles: a
+	// list of thousands of objects is many pages, and one transient error
+	// would otherwise throw all of them away for the resync's own retry.
 	listCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	items, err := s.kind.list(listCtx)
 	cancel()

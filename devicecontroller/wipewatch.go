@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/edgebridge/edgebridge/edgex"
 )
 
 // wipeWatch notices a wiped or replaced EdgeX between resyncs. A wiped
@@ -42,7 +44,8 @@ func (w *wipeWatch) Start(ctx context.Context) error {
 		if down, _ := w.health.Down(); down {
 			continue // the health probe already watches, and resyncs on recovery
 		}
-		probeCtx, cancel := context.WithTimeout(ctx, w.opts.WipeCheckInterval)
+		// A failed probe is simply made again at the kind's next turn.
+		probeCtx, cancel := context.WithTimeout(edgex.WithoutRetries(ctx), w.opts.WipeCheckInterval)
 		drift, certain, err := w.kinds[i].probe(probeCtx)
 		cancel()
 		if err != nil {
