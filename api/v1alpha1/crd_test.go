@@ -289,7 +289,7 @@ func TestConditionsMergeUnderServerSideApply(t *testing.T) {
 						"type": conditionType, "status": "True", "reason": "Applied", "lastTransitionTime": "2026-01-01T00:00:00Z",
 					}}},
 				}}
-				if err := kube.Client.Status().Patch(ctx, patch, client.Apply, client.FieldOwner(manager), client.ForceOwnership); err != nil {
+				if err := kube.Client.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(patch), client.FieldOwner(manager), client.ForceOwnership); err != nil {
 					t.Fatalf("apply %s's condition: %v", manager, err)
 				}
 			}
