@@ -238,7 +238,7 @@ func (p *pool) launchBridge() *replica {
 		Commands: cmd, Bus: edgeBus, Ping: meta.Ping,
 	}
 	if p.opts.CommandTransport == "mqtt" {
-		edge.Commands = messagebus.Commander{Client: bus, RESTURL: cmd.URL}
+		edge.Commands = messagebus.CommandClient{Client: bus, RESTURL: cmd.URL}
 	}
 	mgrOpts := ctrl.Options{
 		Scheme:                 devicecontroller.Scheme(),

@@ -2,9 +2,9 @@ package messagebus
 
 import "context"
 
-// Commander sends device commands through core-command's external MQTT API
+// CommandClient sends device commands through core-command's external MQTT API
 // (the bridge's --command-transport=mqtt).
-type Commander struct {
+type CommandClient struct {
 	Client *Client
 	// RESTURL renders a command's core-command URL, which the bridge shows
 	// in status as getURL and putURL for compatibility, whatever the
@@ -13,13 +13,13 @@ type Commander struct {
 }
 
 // Write sets resource values on a device.
-func (c Commander) Write(ctx context.Context, device, command string, values map[string]string) error {
+func (c CommandClient) Write(ctx context.Context, device, command string, values map[string]string) error {
 	_, err := c.Client.Command(ctx, device, command, MethodSet, values, nil)
 	return err
 }
 
 // URL is the command's core-command URL, or "" when none is known.
-func (c Commander) URL(device, command string) string {
+func (c CommandClient) URL(device, command string) string {
 	if c.RESTURL == nil {
 		return ""
 	}
