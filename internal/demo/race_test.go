@@ -1,6 +1,6 @@
 //go:build race
 
-package main
+package demo
 
 // raceBuild is true when the test runs under the race detector: the demo's
 // binaries are then built with it too, from the packages `go test -race`

@@ -1,6 +1,6 @@
 //go:build !race
 
-package main
+package demo
 
 // raceBuild is false when the test runs without the race detector.
 const raceBuild = false
