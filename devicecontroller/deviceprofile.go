@@ -31,7 +31,7 @@ import (
 //     deletion guard holds it (too many vanished at once, or EdgeX looks
 //     wiped: DeletionHeld, until a person confirms; resync.go). A profile
 //     born in the cloud, or an import that a managed or cloud-born device
-//     uses, is re-created in EdgeX from its spec instead (reconciler.go,
+//     uses, is re-created in EdgeX from its spec instead (claims.go,
 //     keptAtEdge), so that its devices can be re-created too.
 type profileKind struct {
 	edgeStore[dtos.DeviceProfile, dtos.UpdateDeviceProfileBasicInfo]
