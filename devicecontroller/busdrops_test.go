@@ -66,7 +66,7 @@ func TestDroppedSystemEventsAreCountedAndRepairedByAResync(t *testing.T) {
 	if _, err := p.sim.AddDevice(added); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(p, &v1alpha1.Device{}, convert.KubeName(p.name, added.Name), func(d *v1alpha1.Device) error {
+	waitFor(p, &v1alpha1.Device{}, convert.PreferredKubeName(p.name, added.Name), func(d *v1alpha1.Device) error {
 		return synced(d.Status.Synced, d.Status.Conditions)
 	})
 	if got := dropped() - before; got != 1 {

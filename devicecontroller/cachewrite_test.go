@@ -33,7 +33,7 @@ func TestEdgeDeletionNeverWritesTheCache(t *testing.T) {
 	}
 	r := p.launchBridge()
 	p.bridge, p.stop = r.bridge, r.stop
-	name := convert.KubeName(p.name, edgeName)
+	name := convert.PreferredKubeName(p.name, edgeName)
 	waitSynced(p, named(&v1alpha1.Device{}, name))
 	update(p, &v1alpha1.Device{}, name, func(d *v1alpha1.Device) {
 		d.Finalizers = append(d.Finalizers, "example.com/keep")

@@ -3,6 +3,7 @@ package devicecontroller_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -15,36 +16,43 @@ import (
 // A desired value set while core-command is down goes out as soon as
 // core-command answers again, even though its retry backoff has grown
 // long: here the backoff is minutes, so only a wake-up can deliver the
-// value within the test's deadline.
+// value within the test's deadline. Over REST a stopped core-command
+// refuses connections; over MQTT it just never answers, like a slow device,
+// so the bridge has to ask core-command itself to tell the two apart.
 func TestCommandsGoOutWhenCoreCommandAnswersAgain(t *testing.T) {
-	p := startPool(t, poolConfig{seedDemo: true, options: func(o *devicecontroller.Options) {
-		o.CommandRetryBase, o.CommandRetryMax = 5*time.Minute, 10*time.Minute
-	}})
-	w := recordWrites(t, p)
-	commandDevice(p, "valve", simulator.ProfileGPIO)
-	if err := p.sim.Faults().SetCommandDown(true); err != nil {
-		t.Fatal(err)
+	for _, transport := range []string{"rest", "mqtt"} {
+		t.Run(transport, func(t *testing.T) {
+			p := startPool(t, poolConfig{seedDemo: true, transport: transport, options: func(o *devicecontroller.Options) {
+				o.CommandRetryBase, o.CommandRetryMax = 5*time.Minute, 10*time.Minute
+				o.CommandTimeout = time.Second
+			}})
+			w := recordWrites(t, p)
+			commandDevice(p, "valve", simulator.ProfileGPIO)
+			if err := p.sim.Faults().SetCommandDown(true); err != nil {
+				t.Fatal(err)
+			}
+			setDesired(p, "valve", "pin_17", "true")
+			waitFor(p, &v1alpha1.Device{}, "valve", func(d *v1alpha1.Device) error {
+				last := d.Status.DeviceProperties["pin_17"].LastCommand
+				if last == nil || last.Result != v1alpha1.CommandFailed || last.Reason != v1alpha1.ReasonEdgeXUnreachable {
+					return fmt.Errorf("last command %+v, want failed as %s", last, v1alpha1.ReasonEdgeXUnreachable)
+				}
+				return nil
+			})
+			if err := p.sim.Faults().SetCommandDown(false); err != nil {
+				t.Fatal(err)
+			}
+			back := time.Now()
+			testenv.Eventually(t, 15*time.Second, func(context.Context) error {
+				if n := len(w.to("valve", "pin_17")); n != 1 {
+					return fmt.Errorf("%d writes reached the device since core-command came back", n)
+				}
+				return nil
+			})
+			t.Logf("the command reached the device %s after core-command answered again", time.Since(back).Round(10*time.Millisecond))
+			waitProperty(p, "valve", "pin_17", "Bool", "true")
+		})
 	}
-	setDesired(p, "valve", "pin_17", "true")
-	waitFor(p, &v1alpha1.Device{}, "valve", func(d *v1alpha1.Device) error {
-		last := d.Status.DeviceProperties["pin_17"].LastCommand
-		if last == nil || last.Result != v1alpha1.CommandFailed || last.Reason != v1alpha1.ReasonEdgeXUnreachable {
-			return fmt.Errorf("last command %+v, want failed as %s", last, v1alpha1.ReasonEdgeXUnreachable)
-		}
-		return nil
-	})
-	if err := p.sim.Faults().SetCommandDown(false); err != nil {
-		t.Fatal(err)
-	}
-	back := time.Now()
-	testenv.Eventually(t, 15*time.Second, func(context.Context) error {
-		if n := len(w.to("valve", "pin_17")); n != 1 {
-			return fmt.Errorf("%d writes reached the device since core-command came back", n)
-		}
-		return nil
-	})
-	t.Logf("the command reached the device %s after core-command answered again", time.Since(back).Round(10*time.Millisecond))
-	waitProperty(p, "valve", "pin_17", "Bool", "true")
 }
 
 // A bridge that stops (shutdown, or lost leadership) sends nothing more:
@@ -106,6 +114,9 @@ func TestCommandOutcomesNameTheirReason(t *testing.T) {
 	}{
 		{"a device slower than --command-timeout", func(d string) { p.sim.Faults().SetDeviceLatency(d, 5*time.Second) }, v1alpha1.ReasonTimeout},
 		{"a device service that does not answer", func(string) { p.sim.Faults().SetServiceDown(simulator.DemoServiceName, true) }, v1alpha1.ReasonServiceUnavailable},
+		{"a command EdgeX fails with an error of its own", func(string) {
+			p.sim.Faults().FailRequests(http.StatusInternalServerError, -1)
+		}, v1alpha1.ReasonRefused},
 		{"a LOCKED device", func(d string) {
 			update(p, &v1alpha1.Device{}, d, func(d *v1alpha1.Device) { d.Spec.AdminState = v1alpha1.Locked })
 		}, v1alpha1.ReasonDeviceLocked},

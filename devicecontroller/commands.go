@@ -442,6 +442,12 @@ func (c *commandDriver) send(life context.Context, pk propKey, device, value str
 	outcome := &v1alpha1.CommandOutcome{Value: value, Result: v1alpha1.CommandSucceeded, Time: metav1.Now(), Attempts: attempt}
 	if err != nil {
 		outcome.Result, outcome.Reason = v1alpha1.CommandFailed, commandReason(err)
+		if outcome.Reason == v1alpha1.ReasonTimeout && !c.coreCommandAnswers(life) {
+			// Over MQTT a stopped core-command and a slow device look alike:
+			// no answer. Only the first is an outage to watch for the end of.
+			outcome.Reason = v1alpha1.ReasonEdgeXUnreachable
+			err = fmt.Errorf("core-command does not answer: %w", err)
+		}
 		outcome.Message = truncate(err.Error(), 1024)
 		c.metrics.commandsFailed.WithLabelValues(c.metrics.pool, c.transport, outcome.Reason).Inc()
 	}
@@ -465,6 +471,17 @@ func (c *commandDriver) send(life context.Context, pk propKey, device, value str
 		}
 	}
 	c.requeue(pk.device)
+}
+
+// coreCommandAnswers asks core-command whether it is there, when the
+// transport can ask; it assumes so otherwise.
+func (c *commandDriver) coreCommandAnswers(life context.Context) bool {
+	if c.ping == nil {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(life, 2*recoveryProbeInterval)
+	defer cancel()
+	return c.ping(ctx) == nil
 }
 
 // abandon forgets that a command is in flight when the bridge stopped

@@ -244,7 +244,7 @@ func TestBrokerRestartIsRepairedAndCommandsAreRetried(t *testing.T) {
 		t.Errorf("writes %+v, want exactly one over MQTT", writes)
 	}
 	waitGone(p, &v1alpha1.Device{}, imported[gone])
-	waitFor(p, &v1alpha1.Device{}, convert.KubeName(p.name, added.Name), func(d *v1alpha1.Device) error {
+	waitFor(p, &v1alpha1.Device{}, convert.PreferredKubeName(p.name, added.Name), func(d *v1alpha1.Device) error {
 		return synced(d.Status.Synced, d.Status.Conditions)
 	})
 	sensor := simulator.DemoDevices()[1].Name
@@ -269,7 +269,7 @@ func demoImports(p *pool) map[string]string {
 	p.t.Helper()
 	names := map[string]string{}
 	for _, d := range simulator.DemoDevices() {
-		names[d.Name] = convert.KubeName(p.name, d.Name)
+		names[d.Name] = convert.PreferredKubeName(p.name, d.Name)
 		waitFor(p, &v1alpha1.Device{}, names[d.Name], func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
 	}
 	return names
@@ -604,7 +604,7 @@ func TestSubSecondBrokerRestartsAreRepaired(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("restart %d: the broker was down for %s", i, time.Since(down).Round(time.Millisecond))
-		waitFor(p, &v1alpha1.Device{}, convert.KubeName(p.name, added.Name), func(d *v1alpha1.Device) error {
+		waitFor(p, &v1alpha1.Device{}, convert.PreferredKubeName(p.name, added.Name), func(d *v1alpha1.Device) error {
 			return synced(d.Status.Synced, d.Status.Conditions)
 		})
 	}

@@ -210,7 +210,7 @@ func TestHostileEdgeObjectsDoNotStopImports(t *testing.T) {
 	if _, err := p.sim.AddDevice(later); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(p, &v1alpha1.Device{}, convert.KubeName(p.name, later.Name), func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
+	waitFor(p, &v1alpha1.Device{}, convert.PreferredKubeName(p.name, later.Name), func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
 	testenv.Eventually(t, testenv.DefaultTimeout, func(ctx context.Context) error {
 		var list v1alpha1.DeviceList
 		if err := p.c.List(ctx, &list); err != nil {

@@ -17,7 +17,7 @@ import (
 func TestEdgeObjectsAreImported(t *testing.T) {
 	p := startPool(t, poolConfig{seedDemo: true})
 	for _, d := range simulator.DemoDevices() {
-		name := convert.KubeName(p.name, d.Name)
+		name := convert.PreferredKubeName(p.name, d.Name)
 		edge, _ := p.sim.Device(d.Name)
 		waitFor(p, &v1alpha1.Device{}, name, func(dev *v1alpha1.Device) error {
 			if err := synced(dev.Status.Synced, dev.Status.Conditions); err != nil {
@@ -43,7 +43,7 @@ func TestEdgeObjectsAreImported(t *testing.T) {
 		})
 	}
 	for _, pr := range simulator.DemoProfiles() {
-		waitFor(p, &v1alpha1.DeviceProfile{}, convert.KubeName(p.name, pr.Name), func(dp *v1alpha1.DeviceProfile) error {
+		waitFor(p, &v1alpha1.DeviceProfile{}, convert.PreferredKubeName(p.name, pr.Name), func(dp *v1alpha1.DeviceProfile) error {
 			if dp.Spec.IsManaged() {
 				return fmt.Errorf("imported profile is managed")
 			}
@@ -53,7 +53,7 @@ func TestEdgeObjectsAreImported(t *testing.T) {
 			return synced(dp.Status.Synced, dp.Status.Conditions)
 		})
 	}
-	waitFor(p, &v1alpha1.DeviceService{}, convert.KubeName(p.name, simulator.DemoServiceName), func(s *v1alpha1.DeviceService) error {
+	waitFor(p, &v1alpha1.DeviceService{}, convert.PreferredKubeName(p.name, simulator.DemoServiceName), func(s *v1alpha1.DeviceService) error {
 		return synced(s.Status.Synced, s.Status.Conditions)
 	})
 }

@@ -37,7 +37,7 @@ func TestStalledNorthboundBrokerDoesNotStallTelemetry(t *testing.T) {
 		o.Northbound, o.NorthboundQueue, o.NorthboundTimeout = north, queue, 10*time.Minute
 	}})
 	sensor := simulator.DemoDevices()[1].Name
-	name := convert.KubeName(p.name, sensor)
+	name := convert.PreferredKubeName(p.name, sensor)
 	waitFor(p, &v1alpha1.Device{}, name, func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
 	labels := map[string]string{"pool": p.name}
 	busDrops := metricWhere(t, "edgebridge_messages_dropped_total", map[string]string{"pool": p.name, "type": "event"})

@@ -47,6 +47,12 @@ type Options struct {
 	// StatusInterval is the least time between two telemetry status writes
 	// for one device. Default 5s.
 	StatusInterval time.Duration
+	// ConnectedRefresh bounds how stale status.lastConnected may be while a
+	// device keeps reporting values that do not change (which are otherwise
+	// not written, to keep the API server quiet): such a device gets one
+	// write of lastConnected alone per ConnectedRefresh. Default 10m;
+	// negative turns it off.
+	ConnectedRefresh time.Duration
 	// MaxReadingSeries caps the per-reading Prometheus gauges. Default 10000.
 	MaxReadingSeries int
 	// Northbound, when set, re-publishes each device's readings on
@@ -108,6 +114,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.StatusInterval == 0 {
 		o.StatusInterval = 5 * time.Second
+	}
+	if o.ConnectedRefresh == 0 {
+		o.ConnectedRefresh = 10 * time.Minute
 	}
 	if o.MaxReadingSeries == 0 {
 		o.MaxReadingSeries = 10000

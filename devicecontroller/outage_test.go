@@ -49,7 +49,7 @@ func TestBridgeRidesOutACloudOutage(t *testing.T) {
 
 	gpio, sensor, camera := simulator.DemoDevices()[0].Name, simulator.DemoDevices()[1].Name, simulator.DemoDevices()[2].Name
 	for _, d := range []string{gpio, sensor, camera} {
-		waitFor(p, &v1alpha1.Device{}, convert.KubeName(p.name, d), func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
+		waitFor(p, &v1alpha1.Device{}, convert.PreferredKubeName(p.name, d), func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
 	}
 	const drifting = "drifting-valve"
 	commandDevice(p, drifting, simulator.ProfileGPIO)
@@ -81,7 +81,7 @@ func TestBridgeRidesOutACloudOutage(t *testing.T) {
 	rig.publish(sensor, map[string]string{"temperature": "21.5"})
 	rig.waitNorthbound(sensor, "temperature", "21.5")
 	rig.waitMetric(fmt.Sprintf(`edgebridge_reading_value{device=%q,namespace=%q,pool=%q,resource="temperature"} 21.5`,
-		convert.KubeName(p.name, sensor), p.ns, p.name))
+		convert.PreferredKubeName(p.name, sensor), p.ns, p.name))
 	// The edge changes.
 	const desc = "changed at the edge while the cloud was away"
 	must(t, p.sim.UpdateDevice(dtos.UpdateDevice{Name: ptr(sensor), Description: ptr(desc)}))
@@ -102,10 +102,10 @@ func TestBridgeRidesOutACloudOutage(t *testing.T) {
 	testenv.Eventually(t, testenv.DefaultTimeout, func(ctx context.Context) error {
 		return errors.Join(
 			rig.commandedBackInStatus(ctx, drifting, driftAt),
-			rig.reported(ctx, convert.KubeName(p.name, sensor), "temperature", "21.5"),
-			rig.described(ctx, convert.KubeName(p.name, sensor), desc),
-			rig.present(ctx, convert.KubeName(p.name, added.Name)),
-			rig.absent(ctx, convert.KubeName(p.name, camera)),
+			rig.reported(ctx, convert.PreferredKubeName(p.name, sensor), "temperature", "21.5"),
+			rig.described(ctx, convert.PreferredKubeName(p.name, sensor), desc),
+			rig.present(ctx, convert.PreferredKubeName(p.name, added.Name)),
+			rig.absent(ctx, convert.PreferredKubeName(p.name, camera)),
 			rig.allCurrent(ctx),
 			rig.probe(leader, "/readyz"),
 		)

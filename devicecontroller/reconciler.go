@@ -154,7 +154,18 @@ func (r *reconciler[O, E]) Reconcile(ctx context.Context, req reconcile.Request)
 	}
 	before := obj.DeepCopyObject().(O)
 	defer func() {
-		err = errors.Join(err, r.patchStatus(ctx, before, obj))
+		written := r.patchStatus(ctx, before, obj)
+		if apierrors.IsConflict(written) {
+			// Another writer (telemetry, a person) came first. The next
+			// reconcile recomputes from the newer copy, which the watch
+			// is about to deliver; losing such a race is not an error, so
+			// it neither logs one nor backs the object off.
+			written = nil
+			if res.RequeueAfter == 0 || res.RequeueAfter > cacheCatchUp {
+				res.RequeueAfter = cacheCatchUp
+			}
+		}
+		err = errors.Join(err, written)
 		// Writes update obj from the API server's answer.
 		if rv := obj.GetResourceVersion(); rv != before.GetResourceVersion() {
 			r.writes.record(req.NamespacedName, rv)

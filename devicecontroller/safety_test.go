@@ -28,7 +28,7 @@ func TestWipedEdgeXIsRebuiltAndImportsAreHeld(t *testing.T) {
 	svc, prof, dev := managedSet(p, "w")
 	imported := map[string]string{}
 	for _, d := range simulator.DemoDevices() {
-		name := convert.KubeName(p.name, d.Name)
+		name := convert.PreferredKubeName(p.name, d.Name)
 		imported[d.Name] = name
 		waitFor(p, &v1alpha1.Device{}, name, func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
 	}
@@ -315,7 +315,7 @@ func TestObjectsImportedByTheDockAreAdopted(t *testing.T) {
 		return synced(d.Status.Synced, d.Status.Conditions)
 	})
 	for _, d := range simulator.DemoDevices()[1:] {
-		waitFor(p, &v1alpha1.Device{}, convert.KubeName(p.name, d.Name), func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
+		waitFor(p, &v1alpha1.Device{}, convert.PreferredKubeName(p.name, d.Name), func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
 	}
 	if n := countDevices(t, p); n != len(simulator.DemoDevices()) {
 		t.Fatalf("%d devices, want %d: the dock's import was imported again", n, len(simulator.DemoDevices()))

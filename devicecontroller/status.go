@@ -49,7 +49,7 @@ func (r *reconciler[O, E]) setSynced(obj O, ok bool, reason, message string) {
 // a cached copy, and a diff against it may hold fields that others write
 // (a property entry new to this copy carries the actualValue the copy had),
 // which must not go over a newer telemetry write. On a conflict the
-// reconcile is retried from a fresh copy.
+// reconcile is retried from a fresh copy (see Reconcile).
 func (r *reconciler[O, E]) patchStatus(ctx context.Context, before, after O) error {
 	if after.GetDeletionTimestamp() != nil && !hasBridgeFinalizer(after) {
 		return nil // gone, or about to be

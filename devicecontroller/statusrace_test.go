@@ -107,6 +107,8 @@ func TestReconcileStatusWriteKeepsNewerTelemetry(t *testing.T) {
 		return err
 	})
 
+	controller := "device-" + p.name
+	errorsBefore := metricWhere(t, "controller_runtime_reconcile_errors_total", map[string]string{"controller": controller})
 	setDesired(p, name, "pin_17", "true")
 	select {
 	case got := <-after:
@@ -116,43 +118,16 @@ func TestReconcileStatusWriteKeepsNewerTelemetry(t *testing.T) {
 	case <-time.After(testenv.DefaultTimeout):
 		t.Fatal("no status write recorded the command's success")
 	}
-}
-
-// actualValue is what the device reported, never what the bridge asked
-// for: a command that succeeds while no event reports the written value
-// shows in lastCommand, and actualValue keeps the device's last report
-// until the device reports again.
-func TestActualValueIsWhatTheDeviceReported(t *testing.T) {
-	p := startPool(t, poolConfig{seedDemo: true})
-	const name = "reports-only"
-	commandDevice(p, name, simulator.ProfileGPIO)
-	if err := p.sim.PublishReadings(context.Background(), name, map[string]string{"pin_17": "false"}); err != nil {
-		t.Fatal(err)
-	}
+	// The refused write is retried from the newer copy, quietly: losing
+	// a race to another writer is how optimistic concurrency works, not a
+	// reconcile error (which would log, and back the device off).
 	waitFor(p, &v1alpha1.Device{}, name, func(d *v1alpha1.Device) error {
-		if got := d.Status.DeviceProperties["pin_17"]; got.ActualValue != "false" {
-			return fmt.Errorf("pin_17 is %+v", got)
+		if e := d.Status.DeviceProperties["pin_17"]; e.ActualValue != "false" || e.LastCommand == nil || e.LastCommand.Result != v1alpha1.CommandSucceeded {
+			return fmt.Errorf("pin_17 is %+v; want the reported false and the command's success", e)
 		}
 		return nil
 	})
-
-	// The write's event is lost: the bus drops everything.
-	p.sim.Faults().DropBus()
-	setDesired(p, name, "pin_17", "true")
-	waitFor(p, &v1alpha1.Device{}, name, func(d *v1alpha1.Device) error {
-		got := d.Status.DeviceProperties["pin_17"]
-		if got.LastCommand == nil || got.LastCommand.Result != v1alpha1.CommandSucceeded || got.LastCommand.Value != "true" {
-			return fmt.Errorf("last command %+v", got.LastCommand)
-		}
-		if got.ActualValue != "false" {
-			return fmt.Errorf("actualValue %q: the device never reported it; the last report was false", got.ActualValue)
-		}
-		return nil
-	})
-
-	p.sim.Faults().RestoreBus()
-	if err := p.sim.PublishEvent(context.Background(), name, "pin_17"); err != nil {
-		t.Fatal(err)
+	if got := metricWhere(t, "controller_runtime_reconcile_errors_total", map[string]string{"controller": controller}) - errorsBefore; got != 0 {
+		t.Errorf("%v reconcile errors counted for %s; a lost status race is retried without one", got, controller)
 	}
-	waitProperty(p, name, "pin_17", "Bool", "true")
 }

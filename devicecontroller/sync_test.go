@@ -119,7 +119,7 @@ func TestManagedObjectsAreRestoredAfterEdgeChanges(t *testing.T) {
 func TestImportedObjectsMirrorEdgeChanges(t *testing.T) {
 	p := startPool(t, poolConfig{seedDemo: true})
 	edgeName := simulator.DemoDevices()[1].Name
-	name := convert.KubeName(p.name, edgeName)
+	name := convert.PreferredKubeName(p.name, edgeName)
 	waitFor(p, &v1alpha1.Device{}, name, func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
 
 	desc, locked := "moved to hall B", "LOCKED"
@@ -148,7 +148,7 @@ func TestMissedEventsAreRepairedByResync(t *testing.T) {
 	p := startPool(t, poolConfig{seedDemo: true})
 	gone := simulator.DemoDevices()[0].Name
 	changed := simulator.DemoDevices()[1].Name
-	waitFor(p, &v1alpha1.Device{}, convert.KubeName(p.name, gone), func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
+	waitFor(p, &v1alpha1.Device{}, convert.PreferredKubeName(p.name, gone), func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
 
 	p.sim.Faults().DropBus()
 	if err := p.sim.DeleteDevice(gone); err != nil {
@@ -166,14 +166,14 @@ func TestMissedEventsAreRepairedByResync(t *testing.T) {
 	p.sim.Faults().RestoreBus()
 
 	p.bridge.ResyncNow()
-	waitGone(p, &v1alpha1.Device{}, convert.KubeName(p.name, gone))
-	waitFor(p, &v1alpha1.Device{}, convert.KubeName(p.name, changed), func(d *v1alpha1.Device) error {
+	waitGone(p, &v1alpha1.Device{}, convert.PreferredKubeName(p.name, gone))
+	waitFor(p, &v1alpha1.Device{}, convert.PreferredKubeName(p.name, changed), func(d *v1alpha1.Device) error {
 		if d.Spec.Description != desc {
 			return fmt.Errorf("description %q", d.Spec.Description)
 		}
 		return nil
 	})
-	waitFor(p, &v1alpha1.Device{}, convert.KubeName(p.name, added.Name), func(d *v1alpha1.Device) error {
+	waitFor(p, &v1alpha1.Device{}, convert.PreferredKubeName(p.name, added.Name), func(d *v1alpha1.Device) error {
 		return synced(d.Status.Synced, d.Status.Conditions)
 	})
 }
@@ -195,7 +195,7 @@ func TestFailedResyncDeletesNothing(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := startPool(t, poolConfig{seedDemo: true})
 			victim := simulator.DemoDevices()[0].Name
-			name := convert.KubeName(p.name, victim)
+			name := convert.PreferredKubeName(p.name, victim)
 			waitFor(p, &v1alpha1.Device{}, name, func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
 
 			// The device vanishes without a delete event, then lists fail.
@@ -254,7 +254,7 @@ func TestPoolsWithTheSameEdgeXNamesDoNotCrossTalk(t *testing.T) {
 	b := startPool(t, poolConfig{namespace: ns, seedDemo: true})
 	edgeName := simulator.DemoDevices()[0].Name
 	for _, p := range []*pool{a, b} {
-		waitFor(p, &v1alpha1.Device{}, convert.KubeName(p.name, edgeName), func(d *v1alpha1.Device) error {
+		waitFor(p, &v1alpha1.Device{}, convert.PreferredKubeName(p.name, edgeName), func(d *v1alpha1.Device) error {
 			if d.Spec.NodePool != p.name {
 				return fmt.Errorf("device of pool %s", d.Spec.NodePool)
 			}
@@ -272,14 +272,14 @@ func TestPoolsWithTheSameEdgeXNamesDoNotCrossTalk(t *testing.T) {
 	if err := a.sim.UpdateDevice(dtos.UpdateDevice{Name: &edge, Description: &desc}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(a, &v1alpha1.Device{}, convert.KubeName(a.name, edgeName), func(d *v1alpha1.Device) error {
+	waitFor(a, &v1alpha1.Device{}, convert.PreferredKubeName(a.name, edgeName), func(d *v1alpha1.Device) error {
 		if d.Spec.Description != desc {
 			return fmt.Errorf("pool A's device description %q", d.Spec.Description)
 		}
 		return nil
 	})
 	d := &v1alpha1.Device{}
-	if err := b.get(d, convert.KubeName(b.name, edgeName)); err != nil || d.Spec.Description == desc {
+	if err := b.get(d, convert.PreferredKubeName(b.name, edgeName)); err != nil || d.Spec.Description == desc {
 		t.Fatalf("pool B's device changed with pool A's EdgeX: %v %q", err, d.Spec.Description)
 	}
 	if _, ok := b.sim.Service(a.name + "-svc"); ok {

@@ -227,7 +227,17 @@ func (t *telemetry) flush(ctx context.Context, key types.NamespacedName) {
 		return
 	}
 	patch, newest := t.statusPatch(key, dev, latest)
-	if len(patch) == 0 {
+	var body []byte
+	var err error
+	switch {
+	case len(patch) > 0:
+		body, err = json.Marshal(map[string]any{"status": map[string]any{
+			"deviceProperties": patch, "lastReported": newest, "lastConnected": newest,
+		}})
+	case t.connectedStale(dev, latest):
+		// Same values again: only say that the device is still there.
+		body, err = json.Marshal(map[string]any{"status": map[string]any{"lastConnected": newestReading(latest)}})
+	default:
 		return
 	}
 	if down, _, _ := t.cloud.Down(); down {
@@ -237,9 +247,6 @@ func (t *telemetry) flush(ctx context.Context, key types.NamespacedName) {
 		t.requeueIfDesired(key, dev, latest)
 		return
 	}
-	body, err := json.Marshal(map[string]any{"status": map[string]any{
-		"deviceProperties": patch, "lastReported": newest, "lastConnected": newest,
-	}})
 	if err == nil {
 		err = t.client.Status().Patch(ctx, dev, client.RawPatch(types.MergePatchType, body))
 	}
@@ -252,6 +259,25 @@ func (t *telemetry) flush(ctx context.Context, key types.NamespacedName) {
 	// A value that differs from a desired one reaches the command driver through
 	// the watch event of this write (see reportedDesiredChanged).
 	t.counters.statusWrites.Inc()
+}
+
+// connectedStale reports whether readings that change nothing should
+// still refresh the device's lastConnected, which is then older than
+// ConnectedRefresh.
+func (t *telemetry) connectedStale(dev *v1alpha1.Device, latest map[string]reading) bool {
+	if t.opts.ConnectedRefresh < 0 {
+		return false
+	}
+	return newestReading(latest)-dev.Status.LastConnected >= t.opts.ConnectedRefresh.Milliseconds()
+}
+
+// newestReading is the time (ms) of the newest of the readings.
+func newestReading(latest map[string]reading) int64 {
+	var newest int64
+	for _, r := range latest {
+		newest = max(newest, r.originNanos/int64(time.Millisecond))
+	}
+	return newest
 }
 
 // statusPatch returns the status entries that changed and the newest

@@ -67,7 +67,7 @@ func TestTelemetryIsCoalescedIntoStatus(t *testing.T) {
 		o.StatusInterval = 2 * time.Second
 	}})
 	sensor := simulator.DemoDevices()[1].Name
-	name := convert.KubeName(p.name, sensor)
+	name := convert.PreferredKubeName(p.name, sensor)
 	waitFor(p, &v1alpha1.Device{}, name, func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
 	ctx := context.Background()
 	restBefore := p.sim.RequestCount()
@@ -121,11 +121,48 @@ func TestTelemetryIsCoalescedIntoStatus(t *testing.T) {
 	}
 }
 
+// A device that keeps reporting the same value is not silent: its
+// lastConnected moves at least once per --connected-refresh, while the
+// property's lastReported stays the time of the reading that set the value.
+func TestUnchangedValuesStillShowTheDeviceConnected(t *testing.T) {
+	p := startPool(t, poolConfig{seedDemo: true, options: func(o *devicecontroller.Options) {
+		o.StatusInterval, o.ConnectedRefresh = 200*time.Millisecond, time.Second
+	}})
+	sensor := simulator.DemoDevices()[1].Name
+	name := convert.PreferredKubeName(p.name, sensor)
+	ctx := context.Background()
+	report := func() {
+		if err := p.sim.PublishReadings(ctx, sensor, map[string]string{"temperature": "66.66"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(p, &v1alpha1.Device{}, name, func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
+	report()
+	var first v1alpha1.Device
+	waitFor(p, &v1alpha1.Device{}, name, func(d *v1alpha1.Device) error {
+		if got := d.Status.DeviceProperties["temperature"]; !convert.EqualValues("Float32", got.ActualValue, "66.66") {
+			return fmt.Errorf("temperature status %+v", got)
+		}
+		first = *d
+		return nil
+	})
+	waitFor(p, &v1alpha1.Device{}, name, func(d *v1alpha1.Device) error {
+		if d.Status.LastConnected-first.Status.LastConnected < time.Second.Milliseconds() {
+			report() // the same value, again
+			return fmt.Errorf("lastConnected %d, first %d: not refreshed", d.Status.LastConnected, first.Status.LastConnected)
+		}
+		if got, was := d.Status.DeviceProperties["temperature"], first.Status.DeviceProperties["temperature"]; got.LastReported != was.LastReported || got.ActualValue != was.ActualValue {
+			t.Errorf("temperature went from %+v to %+v on unchanged readings", was, got)
+		}
+		return nil
+	})
+}
+
 // Camera frames never reach status: their media type, size and time do.
 func TestBinaryReadingsStayOutOfStatus(t *testing.T) {
 	p := startPool(t, poolConfig{seedDemo: true})
 	camera := simulator.DemoDevices()[2].Name
-	name := convert.KubeName(p.name, camera)
+	name := convert.PreferredKubeName(p.name, camera)
 	waitFor(p, &v1alpha1.Device{}, name, func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
 	if err := p.sim.PublishEvent(context.Background(), camera, "snapshot"); err != nil {
 		t.Fatal(err)
@@ -150,7 +187,7 @@ func TestMetricsAreExposed(t *testing.T) {
 	addr := freeAddr(t)
 	p := startPool(t, poolConfig{seedDemo: true, metricsAddr: addr})
 	sensor := simulator.DemoDevices()[1].Name
-	name := convert.KubeName(p.name, sensor)
+	name := convert.PreferredKubeName(p.name, sensor)
 	waitFor(p, &v1alpha1.Device{}, name, func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
 	if err := p.sim.PublishReadings(context.Background(), sensor, map[string]string{"temperature": "23.25"}); err != nil {
 		t.Fatal(err)
@@ -234,13 +271,13 @@ func TestNorthboundReadings(t *testing.T) {
 	}
 	gpio, sensor := simulator.DemoDevices()[0].Name, simulator.DemoDevices()[1].Name
 	for _, d := range []string{gpio, sensor} {
-		waitFor(p, &v1alpha1.Device{}, convert.KubeName(p.name, d), func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
+		waitFor(p, &v1alpha1.Device{}, convert.PreferredKubeName(p.name, d), func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
 	}
 	_ = p.sim.PublishReadings(ctx, sensor, map[string]string{"temperature": "19.75", "sample_rate": "30"})
 	_ = p.sim.PublishReadings(ctx, gpio, map[string]string{"pin_27": "true"})
 
-	sensorTopic := devicecontroller.NorthboundTopic("north", p.name, p.ns, convert.KubeName(p.name, sensor), "")
-	gpioTopic := devicecontroller.NorthboundTopic("north", p.name, p.ns, convert.KubeName(p.name, gpio), "")
+	sensorTopic := devicecontroller.NorthboundTopic("north", p.name, p.ns, convert.PreferredKubeName(p.name, sensor), "")
+	gpioTopic := devicecontroller.NorthboundTopic("north", p.name, p.ns, convert.PreferredKubeName(p.name, gpio), "")
 	testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
 		mu.Lock()
 		defer mu.Unlock()
@@ -264,7 +301,7 @@ func TestNorthboundReadings(t *testing.T) {
 		if values["temperature"] != "19.75" || values["sample_rate"] != "30" || values["pin_27"] != "true" {
 			return fmt.Errorf("readings not typed JSON: %v", values)
 		}
-		if sensorEv.Device != convert.KubeName(p.name, sensor) || sensorEv.EdgeXName != sensor || sensorEv.Namespace != p.ns || sensorEv.Pool != p.name {
+		if sensorEv.Device != convert.PreferredKubeName(p.name, sensor) || sensorEv.EdgeXName != sensor || sensorEv.Namespace != p.ns || sensorEv.Pool != p.name {
 			return fmt.Errorf("identity %+v", sensorEv)
 		}
 		return nil
@@ -287,7 +324,7 @@ func TestReadingSeriesFollowTheirDevices(t *testing.T) {
 		o.MaxReadingSeries = 2
 	}})
 	gpio := simulator.DemoDevices()[0]
-	gpioName := convert.KubeName(p.name, gpio.Name)
+	gpioName := convert.PreferredKubeName(p.name, gpio.Name)
 	waitFor(p, &v1alpha1.Device{}, gpioName, func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
 	sensor := commandDevice(p, "greenhouse", simulator.ProfileSensor)
 	sensorEdgeX := v1alpha1.EdgeXName(sensor)
@@ -344,7 +381,7 @@ func TestReadingSeriesFollowTheirDevices(t *testing.T) {
 func TestReadingSeriesGoWithDevicesDeletedAtTheEdge(t *testing.T) {
 	p := startPool(t, poolConfig{seedDemo: true})
 	sensor := simulator.DemoDevices()[1].Name
-	name := convert.KubeName(p.name, sensor)
+	name := convert.PreferredKubeName(p.name, sensor)
 	waitFor(p, &v1alpha1.Device{}, name, func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
 	if err := p.sim.PublishReadings(context.Background(), sensor, map[string]string{"temperature": "19.5", "humidity": "55"}); err != nil {
 		t.Fatal(err)

@@ -77,9 +77,9 @@ func seedImports(t *testing.T, p *pool, perKind int) []client.Object {
 			t.Fatal(err)
 		}
 		names = append(names,
-			named(&v1alpha1.DeviceService{}, convert.KubeName(p.name, svc.Name)),
-			named(&v1alpha1.DeviceProfile{}, convert.KubeName(p.name, prof.Name)),
-			named(&v1alpha1.Device{}, convert.KubeName(p.name, dev.Name)))
+			named(&v1alpha1.DeviceService{}, convert.PreferredKubeName(p.name, svc.Name)),
+			named(&v1alpha1.DeviceProfile{}, convert.PreferredKubeName(p.name, prof.Name)),
+			named(&v1alpha1.Device{}, convert.PreferredKubeName(p.name, dev.Name)))
 	}
 	return names
 }
@@ -168,7 +168,7 @@ func TestWipeKeepsCloudObjectsAndWhatTheyDependOn(t *testing.T) {
 	svc, prof, dev := managedSet(p, "w")
 	demo := simulator.DemoDevices() // gpio-board-01 (GPIO), env-sensor-01 (sensor), camera-01 (camera)
 	for _, d := range demo {
-		waitSynced(p, named(&v1alpha1.Device{}, convert.KubeName(p.name, d.Name)))
+		waitSynced(p, named(&v1alpha1.Device{}, convert.PreferredKubeName(p.name, d.Name)))
 	}
 	// Applied in the cloud without managed: created in EdgeX once, then
 	// mirrored, as under the dock.
@@ -180,7 +180,7 @@ func TestWipeKeepsCloudObjectsAndWhatTheyDependOn(t *testing.T) {
 	dockFinalized.Finalizers = []string{"iot.openyurt.io/device"}
 	p.create(dockFinalized)
 	// An imported camera a person took over.
-	camera := convert.KubeName(p.name, demo[2].Name)
+	camera := convert.PreferredKubeName(p.name, demo[2].Name)
 	update(p, &v1alpha1.Device{}, camera, func(d *v1alpha1.Device) { d.Spec.Managed = true })
 	for _, name := range []string{unmanaged.Name, dockFinalized.Name, camera} {
 		waitSynced(p, named(&v1alpha1.Device{}, name))
@@ -215,10 +215,10 @@ func TestWipeKeepsCloudObjectsAndWhatTheyDependOn(t *testing.T) {
 	})
 	for _, o := range []client.Object{
 		named(&v1alpha1.DeviceService{}, svc.Name),
-		named(&v1alpha1.DeviceService{}, convert.KubeName(p.name, simulator.DemoServiceName)),
+		named(&v1alpha1.DeviceService{}, convert.PreferredKubeName(p.name, simulator.DemoServiceName)),
 		named(&v1alpha1.DeviceProfile{}, prof.Name),
-		named(&v1alpha1.DeviceProfile{}, convert.KubeName(p.name, simulator.ProfileSensor)),
-		named(&v1alpha1.DeviceProfile{}, convert.KubeName(p.name, simulator.ProfileCamera)),
+		named(&v1alpha1.DeviceProfile{}, convert.PreferredKubeName(p.name, simulator.ProfileSensor)),
+		named(&v1alpha1.DeviceProfile{}, convert.PreferredKubeName(p.name, simulator.ProfileCamera)),
 		named(&v1alpha1.Device{}, dev.Name),
 		named(&v1alpha1.Device{}, unmanaged.Name),
 		named(&v1alpha1.Device{}, dockFinalized.Name),
@@ -228,9 +228,9 @@ func TestWipeKeepsCloudObjectsAndWhatTheyDependOn(t *testing.T) {
 	}
 	// Held: imported objects nothing in the cloud needs.
 	for _, o := range []client.Object{
-		named(&v1alpha1.Device{}, convert.KubeName(p.name, demo[0].Name)),
-		named(&v1alpha1.Device{}, convert.KubeName(p.name, demo[1].Name)),
-		named(&v1alpha1.DeviceProfile{}, convert.KubeName(p.name, simulator.ProfileGPIO)),
+		named(&v1alpha1.Device{}, convert.PreferredKubeName(p.name, demo[0].Name)),
+		named(&v1alpha1.Device{}, convert.PreferredKubeName(p.name, demo[1].Name)),
+		named(&v1alpha1.DeviceProfile{}, convert.PreferredKubeName(p.name, simulator.ProfileGPIO)),
 	} {
 		waitHeld(p, o)
 	}
@@ -274,8 +274,8 @@ func TestWipeOfALargePool(t *testing.T) {
 	p.bridge.ResyncNow()
 
 	waitRecreatedInEdgeX(t, p, svc.Name, prof.Name, managed.Name)
-	waitSynced(p, named(&v1alpha1.DeviceService{}, convert.KubeName(p.name, svc.Name)))
-	waitSynced(p, named(&v1alpha1.DeviceProfile{}, convert.KubeName(p.name, prof.Name)))
+	waitSynced(p, named(&v1alpha1.DeviceService{}, convert.PreferredKubeName(p.name, svc.Name)))
+	waitSynced(p, named(&v1alpha1.DeviceProfile{}, convert.PreferredKubeName(p.name, prof.Name)))
 	waitSynced(p, named(&v1alpha1.Device{}, managed.Name))
 	waitAllDevices(t, p, devices+1, func(d *v1alpha1.Device) error {
 		if d.Name == managed.Name {
@@ -328,13 +328,13 @@ func TestWipeIsNoticedBeforeTheNextResync(t *testing.T) {
 	}})
 	svc, prof, dev := managedSet(p, "n")
 	for _, d := range simulator.DemoDevices() {
-		waitSynced(p, named(&v1alpha1.Device{}, convert.KubeName(p.name, d.Name)))
+		waitSynced(p, named(&v1alpha1.Device{}, convert.PreferredKubeName(p.name, d.Name)))
 	}
 
 	p.sim.Wipe()
 
 	for _, d := range simulator.DemoDevices() {
-		waitHeld(p, named(&v1alpha1.Device{}, convert.KubeName(p.name, d.Name)))
+		waitHeld(p, named(&v1alpha1.Device{}, convert.PreferredKubeName(p.name, d.Name)))
 	}
 	waitRecreatedInEdgeX(t, p, svc.Name, prof.Name, dev.Name)
 }

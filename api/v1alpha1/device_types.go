@@ -171,7 +171,9 @@ type ActualPropertyState struct {
 	// Units of the reading, if the profile gives any.
 	// +optional
 	Units string `json:"units,omitempty"`
-	// LastReported is when (ms since the epoch) the device took the reading.
+	// LastReported is when (ms since the epoch) the device took the reading
+	// that set actualValue. Readings of the same value do not move it (they
+	// are not written); status.lastConnected says the device still reports.
 	// +optional
 	LastReported int64 `json:"lastReported,omitempty"`
 	// MediaType of the last binary reading (a camera frame, say).
@@ -223,7 +225,9 @@ type CommandOutcome struct {
 
 // DeviceStatus is what EdgeX and the device report.
 type DeviceStatus struct {
-	// Time (ms since the epoch) the device last provided any feedback.
+	// Time (ms since the epoch) the device last provided any feedback. While
+	// it reports unchanged values, it is refreshed at least once per the
+	// bridge's --connected-refresh (10 minutes by default).
 	// +optional
 	LastConnected int64 `json:"lastConnected,omitempty"`
 	// Time (ms since the epoch) the device last reported a changed value.

@@ -222,7 +222,7 @@ func capturedProfile(t testing.TB, ns, pool, edgexName string) *v1alpha1.DeviceP
 	)
 	return &v1alpha1.DeviceProfile{
 		ObjectMeta: metav1.ObjectMeta{
-			Name: convert.KubeName(pool, edgexName), Namespace: ns,
+			Name: convert.PreferredKubeName(pool, edgexName), Namespace: ns,
 			Annotations: map[string]string{v1alpha1.EdgeXNameAnnotation: edgexName},
 		},
 		Spec: spec,

@@ -94,7 +94,7 @@ func TestBridgeCarriesOnWhenTheAPIServerComesBack(t *testing.T) {
 			b := startBridge(t, fmt.Sprintf("restarted%d", i), tc.leaderElection)
 			imported := map[string]string{}
 			for _, d := range simulator.DemoDevices() {
-				imported[d.Name] = convert.KubeName(b.pool, d.Name)
+				imported[d.Name] = convert.PreferredKubeName(b.pool, d.Name)
 				b.waitDevice(imported[d.Name], syncedDevice)
 			}
 			before := b.managedDevice("applied-before")
@@ -121,9 +121,9 @@ func TestBridgeCarriesOnWhenTheAPIServerComesBack(t *testing.T) {
 				}
 				return syncedDevice(d)
 			})
-			b.waitDevice(convert.KubeName(b.pool, whileAway), syncedDevice)
+			b.waitDevice(convert.PreferredKubeName(b.pool, whileAway), syncedDevice)
 			afterwards := b.addEdgeDevice("added-afterwards")
-			b.waitDevice(convert.KubeName(b.pool, afterwards), syncedDevice)
+			b.waitDevice(convert.PreferredKubeName(b.pool, afterwards), syncedDevice)
 			after := b.managedDevice("applied-afterwards")
 			b.waitDevice(after.Name, syncedDevice)
 			if _, ok := b.sim.Device(after.Name); !ok {

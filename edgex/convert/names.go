@@ -38,16 +38,36 @@ func KubeName(pool, edgexName string) string {
 	return hashedName(pool, edgexName, "")
 }
 
-// KubeNameAvoiding is KubeName, unless taken reports that name as held by
-// an object of ANOTHER EdgeX name; then it tries, in a fixed order, the
-// hashed form and numbered variants of it, and returns the first one not
-// taken. The order depends only on pool and edgexName, so retries and
-// restarts settle on the same name. If every variant is taken it returns
-// the last one, and the caller's create reports the conflict.
+// PreferredKubeName is the name a person would type for the object EdgeX
+// calls edgexName in pool: "<pool>-<edgexName in lower case>" when that is
+// a plain name that fits (EdgeX names nearly always have capitals:
+// "Random-Boolean-Device"), else KubeName. Unlike KubeName it is not
+// collision-free ("Cam-01" and "cam-01" share it), so only
+// KubeNameAvoiding hands it out.
+func PreferredKubeName(pool, edgexName string) string {
+	if lower := strings.ToLower(edgexName); isPlainName(lower) && isSubdomain(pool) && len(pool)+1+len(lower) <= maxKubeName {
+		return pool + "-" + lower
+	}
+	return KubeName(pool, edgexName)
+}
+
+// KubeNameAvoiding is PreferredKubeName, unless taken reports that name as
+// held by an object of ANOTHER EdgeX name; then it tries, in a fixed
+// order, KubeName (hashed unless the EdgeX name is plain) and numbered
+// variants of the hashed form, and returns the first one not taken. The
+// order depends only on pool and edgexName, so retries and restarts settle
+// on the same name (an object keeps the name it was created with: the
+// bridge finds it by its EdgeX name afterwards). If every variant is taken
+// it returns the last one, and the caller's create reports the conflict.
 func KubeNameAvoiding(pool, edgexName string, taken func(string) bool) string {
-	candidate := KubeName(pool, edgexName)
+	candidate := PreferredKubeName(pool, edgexName)
 	if !taken(candidate) {
 		return candidate
+	}
+	if exact := KubeName(pool, edgexName); exact != candidate {
+		if candidate = exact; !taken(candidate) {
+			return candidate
+		}
 	}
 	if hashed := hashedName(pool, edgexName, ""); hashed != candidate {
 		if candidate = hashed; !taken(candidate) {

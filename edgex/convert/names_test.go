@@ -94,6 +94,42 @@ func TestKubeNameIsCollisionFreeAndValid(t *testing.T) {
 	}
 }
 
+// Imports get the name a person would type: EdgeX names nearly always
+// have capitals, and "pool-a-random-boolean-device" is what `kubectl edit
+// device` wants. The hashed form is kept for a real collision.
+func TestImportsGetReadableNames(t *testing.T) {
+	free := func(string) bool { return false }
+	cases := []struct {
+		name, edgexName string
+		taken           func(string) bool
+		want            string // exact, or a prefix when hashed
+		hashed          bool
+	}{
+		{"capitals", "Random-Boolean-Device", free, "pool-a-random-boolean-device", false},
+		{"all capitals", "CAM-01", free, "pool-a-cam-01", false},
+		{"already plain", "cam-01", free, "pool-a-cam-01", false},
+		{"not plain even in lower case", "Cam_01", free, "pool-a-cam-01-", true},
+		{"the lower-case name held by another EdgeX name", "Cam-01",
+			func(n string) bool { return n == "pool-a-cam-01" }, "pool-a-cam-01-", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := KubeNameAvoiding("pool-a", tc.edgexName, tc.taken)
+			assertValidName(t, "pool-a", tc.edgexName, got)
+			if tc.hashed {
+				if !strings.HasPrefix(got, tc.want) || !hashedTail.MatchString(got) {
+					t.Errorf("got %q, want %q...-<16 hex>", got, tc.want)
+				}
+			} else if got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+			if !tc.hashed && PreferredKubeName("pool-a", tc.edgexName) != got {
+				t.Errorf("PreferredKubeName disagrees with the name handed out, %q", got)
+			}
+		})
+	}
+}
+
 func TestKubeNameAvoiding(t *testing.T) {
 	takenBy := func(names ...string) func(string) bool {
 		set := map[string]bool{}
@@ -130,7 +166,7 @@ func TestKubeNameAvoiding(t *testing.T) {
 	calls := 0
 	all := KubeNameAvoiding("pool-a", "Cam_01", func(string) bool { calls++; return true })
 	assertValidName(t, "pool-a", "Cam_01", all)
-	if calls > maxAlternatives+1 {
+	if calls > maxAlternatives+2 {
 		t.Errorf("asked %d times; the search must stop", calls)
 	}
 

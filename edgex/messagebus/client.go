@@ -208,10 +208,11 @@ func New(opts Options) (*Client, error) {
 	}
 	c.life, c.endLife = context.WithCancel(context.Background())
 	c.mqtt = paho.NewClient(c.pahoOptions())
-	// Command responses are subscribed once, for the client's whole life,
-	// and correlated on paho's router without passing through any handler
-	// queue, so that no event handler can delay them.
+	// Command and command-query responses are subscribed once, for the
+	// client's whole life, and correlated on paho's router without passing
+	// through any handler queue, so that no event handler can delay them.
 	c.addRoute(c.topics.AllCommandResponses(), c.commands.resolve(c.log))
+	c.addRoute(c.topics.CommandQueryResponse(), c.commands.resolve(c.log))
 	return c, nil
 }
 

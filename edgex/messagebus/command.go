@@ -100,6 +100,41 @@ func (c *Client) Command(ctx context.Context, device, command, method string, va
 	}
 }
 
+// PingCoreCommand reports whether core-command answers on its external
+// MQTT API, within ctx and CommandTimeout. It asks for one entry of the
+// command query of all devices: the cheapest request core-command serves,
+// and one whose error answer (core-metadata away, say) still proves that
+// core-command itself is there to take commands.
+func (c *Client) PingCoreCommand(ctx context.Context) error {
+	const op = "ask core-command for one device's commands"
+	req := Envelope{
+		APIVersion:    APIVersion,
+		RequestID:     uuid.NewString(),
+		CorrelationID: uuid.NewString(),
+		ContentType:   ContentTypeJSON,
+		QueryParams:   map[string]string{"offset": "0", "limit": "1"},
+	}
+	data, err := req.Encode()
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
+	defer cancel()
+	answer := c.commands.expect(req.RequestID)
+	defer c.commands.forget(req.RequestID)
+	if err := c.publish(ctx, c.topics.CommandQueryRequest("all"), data); err != nil {
+		return &edgex.Error{Kind: edgex.KindUnavailable, Op: op, Err: err}
+	}
+	select {
+	case <-answer:
+		return nil
+	case <-ctx.Done():
+		return &edgex.Error{Kind: edgex.KindUnavailable, Op: op, Message: "no response from core-command", Err: ctx.Err()}
+	case <-c.life.Done():
+		return &edgex.Error{Kind: edgex.KindUnavailable, Op: op, Err: ErrClosed}
+	}
+}
+
 // newCommandRequest builds the envelope core-command accepts: it drops,
 // without a word, any request whose apiVersion is not v3, whose requestID
 // is not a UUID, or whose content type is not JSON.

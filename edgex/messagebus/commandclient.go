@@ -2,8 +2,8 @@ package messagebus
 
 import "context"
 
-// CommandClient sends device commands through core-command's external MQTT API
-// (the bridge's --command-transport=mqtt).
+// CommandClient sends device commands through core-command's external
+// MQTT API (the bridge's --command-transport=mqtt).
 type CommandClient struct {
 	Client *Client
 	// RESTURL renders a command's core-command URL, which the bridge shows
@@ -17,6 +17,10 @@ func (c CommandClient) Write(ctx context.Context, device, command string, values
 	_, err := c.Client.Command(ctx, device, command, MethodSet, values, nil)
 	return err
 }
+
+// Ping reports whether core-command answers on the bus; the bridge asks
+// while commands find it unreachable, to send them as soon as it is back.
+func (c CommandClient) Ping(ctx context.Context) error { return c.Client.PingCoreCommand(ctx) }
 
 // URL is the command's core-command URL, or "" when none is known.
 func (c CommandClient) URL(device, command string) string {

@@ -620,3 +620,24 @@ func TestReconnectAfterBrokerRestart(t *testing.T) {
 		t.Errorf("add announced on %s", got.topic)
 	}
 }
+
+// The bridge asks core-command over the bus whether it answers, to send
+// held-back commands as soon as it is back: a stopped core-command gives no
+// answer, and one that is back answers at once.
+func TestPingCoreCommandOverMQTT(t *testing.T) {
+	s := startStack(t)
+	bus := s.newBus(t, nil)
+	startBus(t, bus)
+	commander := messagebus.CommandClient{Client: bus}
+	ctx := testContext(t)
+
+	mustNot(t, commander.Ping(ctx))
+	mustNot(t, s.sim.Faults().SetCommandDown(true))
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if err := commander.Ping(short); err == nil || edgex.KindOf(err) != edgex.KindUnavailable {
+		t.Errorf("ping of a stopped core-command: %v, want Unavailable", err)
+	}
+	mustNot(t, s.sim.Faults().SetCommandDown(false))
+	mustNot(t, commander.Ping(ctx))
+}

@@ -134,7 +134,7 @@ func physicalDevice(i int) *v1alpha1.Device {
 	return &v1alpha1.Device{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: physicalPool,
-			Name:      convert.KubeName(physicalPool, edge.Name),
+			Name:      convert.PreferredKubeName(physicalPool, edge.Name),
 			Labels:    map[string]string{v1alpha1.LegacyEdgeXNameLabel: edge.Name},
 			Annotations: map[string]string{
 				v1alpha1.EdgeXNameAnnotation: edge.Name,
