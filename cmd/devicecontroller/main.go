@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -37,6 +38,11 @@ import (
 // to YurtHub's cache agents so that it keeps working from the edge cache
 // while the cloud link is down.
 const userAgent = "edgebridge"
+
+// version is the release this binary was built as; `make image` sets it
+// with -ldflags "-X main.version=...". The module's build info cannot say:
+// a binary built inside the repository is always "(devel)".
+var version = "dev"
 
 type flags struct {
 	nodePool, nodeName, namespaces string
@@ -387,9 +393,5 @@ func resolveNodePool(ctx context.Context, cfg *rest.Config, pool, node string) (
 }
 
 func versionString() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "edgebridge (unknown version)"
-	}
-	return fmt.Sprintf("edgebridge %s (%s)", info.Main.Version, info.GoVersion)
+	return fmt.Sprintf("edgebridge %s (%s)", version, runtime.Version())
 }
