@@ -250,7 +250,7 @@ func (p *pool) launchBridge() *replica {
 		Commands: cmd, Bus: edgeBus, Ping: meta.Ping,
 	}
 	if p.opts.CommandTransport == "mqtt" {
-		edge.Commands = messagebus.Commander{Client: bus, RESTURL: cmd.URL}
+		edge.Commands = messagebus.CommandClient{Client: bus, RESTURL: cmd.URL}
 	}
 	// A test may choose how its pool is selected; by default, as the
 	// binary would on this API server.

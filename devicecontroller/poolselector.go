@@ -149,10 +149,10 @@ func (s *shared) serves(obj client.Object) bool {
 	return s.watches(obj.GetNamespace()) && nodePoolOf(obj) == s.opts.NodePool
 }
 
-// markPool puts an object the bridge creates in its pool: spec.nodePool and
-// the label that mirrors it, whichever way the pool is selected.
+// markPool gives an object the label that mirrors its spec.nodePool (set
+// by the caller: kind.imported for imports), whichever way the pool is
+// selected.
 func markPool(obj client.Object, pool string) {
-	setNodePool(obj, pool)
 	l := obj.GetLabels()
 	if l == nil {
 		l = map[string]string{}

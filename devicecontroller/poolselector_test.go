@@ -38,7 +38,7 @@ func TestPoolLabelFollowsSpecNodePool(t *testing.T) {
 	}})
 
 	// Imports carry the label from their creation.
-	imported := convert.KubeName(p.name, simulator.DemoDevices()[0].Name)
+	imported := convert.PreferredKubeName(p.name, simulator.DemoDevices()[0].Name)
 	waitFor(p, &v1alpha1.Device{}, imported, func(d *v1alpha1.Device) error {
 		return labelled(d, p.name)
 	})

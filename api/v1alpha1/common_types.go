@@ -144,9 +144,11 @@ const (
 // Condition keeps upstream's condition shape (type, status,
 // lastTransitionTime, reason, message) and adds observedGeneration.
 type Condition struct {
-	// Type of the condition, such as Synced or PropertiesSynced.
+	// Type of the condition, such as Synced or PropertiesSynced. It is the
+	// key of the conditions list, so it is required.
 	// +kubebuilder:validation:MaxLength=316
-	Type string `json:"type,omitempty"`
+	// +required
+	Type string `json:"type"`
 
 	// Status of the condition, one of True, False, Unknown.
 	// +kubebuilder:validation:Enum="";"True";"False";"Unknown"

@@ -351,7 +351,7 @@ func connectEdgeX(ctx context.Context, f *flags, pool string) (devicecontroller.
 	switch f.transport {
 	case "rest":
 	case "mqtt":
-		edge.Commands = messagebus.Commander{Client: bus, RESTURL: cmd.URL}
+		edge.Commands = messagebus.CommandClient{Client: bus, RESTURL: cmd.URL}
 	default:
 		bus.Close()
 		return devicecontroller.EdgeX{}, nil, fmt.Errorf("--command-transport must be rest or mqtt, not %q", f.transport)
