@@ -71,8 +71,8 @@ test-compat:
 	apiserver=$$(hack/build-kube.sh kube-apiserver compat | tail -n 1); \
 	export EDGEBRIDGE_KUBE_APISERVER=$$apiserver; \
 	echo ">> tests against $$($$apiserver --version)"; \
-	$(GO) test -timeout $(TEST_TIMEOUT) -race ./api/... ./devicecontroller/admission/... && \
-	$(GO) test -timeout $(TEST_TIMEOUT) -race -run '$(COMPAT_RUN)' ./devicecontroller/
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -race ./api/... ./devicecontroller/admission/... && \
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -race -run '$(COMPAT_RUN)' ./devicecontroller/
 
 # The OCI image, built with no container daemon: static binaries on an
 # empty base (hack/image says why), written to bin/image (an OCI layout) and
