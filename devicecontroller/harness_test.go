@@ -243,6 +243,7 @@ func (p *pool) launchBridge() *replica {
 	mgrOpts := ctrl.Options{
 		Scheme:                 devicecontroller.Scheme(),
 		Cache:                  devicecontroller.CacheOptions(p.name, p.opts.Namespaces),
+		MapperProvider:         devicecontroller.RESTMapper,
 		Metrics:                metricsserver.Options{BindAddress: orDefault(p.metricsAddr, "0")},
 		HealthProbeBindAddress: "0",
 		Controller:             config.Controller{SkipNameValidation: ptr(true)},

@@ -183,6 +183,7 @@ func run(ctx context.Context, f *flags) error {
 	mgrOpts := ctrl.Options{
 		Scheme:                 scheme,
 		Cache:                  devicecontroller.CacheOptions(pool, namespaces),
+		MapperProvider:         devicecontroller.RESTMapper,
 		Metrics:                metricsserver.Options{BindAddress: f.metricsAddr},
 		HealthProbeBindAddress: f.probeAddr,
 		LeaderElection:         f.leaderElect,
