@@ -34,6 +34,8 @@ func RESTMapper(*rest.Config, *http.Client) (meta.RESTMapper, error) {
 		{authorizationv1.SchemeGroupVersion.WithKind("SelfSubjectAccessReview"), meta.RESTScopeRoot},
 	} {
 		m.Add(k.gvk, k.scope)
+		// The client maps a list by its list kind.
+		m.Add(k.gvk.GroupVersion().WithKind(k.gvk.Kind+"List"), k.scope)
 	}
 	return m, nil
 }
