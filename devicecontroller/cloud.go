@@ -63,6 +63,9 @@ type Cloud struct {
 	// proxied is set once a proxy in front of the API server has answered
 	// a request itself: reads may then be answered from its cache.
 	proxied bool
+	// probing is set once Start runs: only then can a held read be let go
+	// by a probe that finds the cloud back.
+	probing bool
 }
 
 var (
@@ -178,6 +181,9 @@ func (c *Cloud) NeedLeaderElection() bool { return false }
 // Start probes while the cloud is away, every two to fifteen seconds, until
 // ctx ends. It is a manager runnable.
 func (c *Cloud) Start(ctx context.Context) error {
+	c.mu.Lock()
+	c.probing = true
+	c.mu.Unlock()
 	down := func() bool { d, _, _ := c.Down(); return d && c.probe != nil }
 	// The transport records each probe's outcome.
 	probeWhileDown(ctx, c.wake, down, 2*time.Second, 15*time.Second, 10*time.Second, func(ctx context.Context) {
@@ -219,7 +225,10 @@ func answeredLocally(req *http.Request, resp *http.Response) bool {
 		return false
 	}
 	write := req.Method != http.MethodGet && req.Method != http.MethodHead
-	return write || resp.StatusCode >= http.StatusBadRequest
+	// 429 asks the client to come again (YurtHub refuses a watch that
+	// streams the initial list so, and the informer lists instead); it
+	// says nothing of the cloud.
+	return write || (resp.StatusCode >= http.StatusBadRequest && resp.StatusCode != http.StatusTooManyRequests)
 }
 
 // cloudTransport observes every request to the API server.
@@ -274,10 +283,11 @@ func (t *cloudTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // (up to a minute) and leave the cache, and so every object's next
 // reconcile, that much behind after the outage. Writes, and reads with a
 // deadline (the lease), go out and say whether the cloud is back. Behind a
-// proxy that answers for the cloud (YurtHub), lists go out too: its cache
-// answers them at once, which is how a bridge restarted during an outage
-// fills its caches; only watches, which it would hold open without an
-// event, wait.
+// proxy that answers for the cloud (YurtHub), nothing waits: its cache
+// answers lists at once, which is how a bridge restarted during an outage
+// fills its caches, and holds watches open until the cloud returns. Nor
+// does anything wait before the probe runs: the manager starts it only once
+// the caches have synced, so a read held before would never be let go.
 func (c *Cloud) holdRead(req *http.Request) error {
 	if req.Method != http.MethodGet {
 		return nil
@@ -288,9 +298,9 @@ func (c *Cloud) holdRead(req *http.Request) error {
 	c.mu.Lock()
 	back := c.back
 	down := c.down
-	proxied := c.proxied
+	proxied, probing := c.proxied, c.probe != nil && c.probing
 	c.mu.Unlock()
-	if !down || (proxied && !isWatch(req)) {
+	if !down || proxied || !probing {
 		return nil
 	}
 	select {

@@ -41,6 +41,8 @@ func TestAnswersNotFromTheAPIServerMeanTheCloudIsAway(t *testing.T) {
 			status: http.StatusForbidden, wantErr: true, wantCloudDown: true},
 		{name: "read a proxy cannot serve", method: http.MethodGet, path: "/apis/coordination.k8s.io/v1/namespaces/a/leases/l",
 			status: http.StatusBadRequest, wantErr: true, wantCloudDown: true},
+		{name: "a proxy asks to come again", method: http.MethodGet, path: "/apis/iot.openyurt.io/v1alpha1/namespaces/a/devices?watch=true&sendInitialEvents=true",
+			status: http.StatusTooManyRequests},
 		{name: "read served from a proxy's cache", method: http.MethodGet, path: "/apis/iot.openyurt.io/v1alpha1/namespaces/a/devices",
 			status: http.StatusOK},
 		{name: "write answered by the API server", method: http.MethodPatch, path: "/apis/iot.openyurt.io/v1alpha1/namespaces/a/devices/d/status",
