@@ -111,9 +111,11 @@ func TestChaosBridgeRestartedBehindYurtHubDuringAnOutage(t *testing.T) {
 	waitProperty(p, drifting, "pin_17", "Bool", "true")
 	before := deviceNames(t, p)
 	// YurtHub keeps what it proxied for the bridge on disk: wait until it
-	// holds the managed device with its desired value.
+	// holds the managed device as the cloud does, desired value and status
+	// (else the restarted bridge rightly commands a device whose status it
+	// sees behind).
 	testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
-		return cachedOnNode(hubDir, drifting, `"desiredValue":"true"`)
+		return cachedOnNode(hubDir, drifting, `"desiredValue":"true"`, `"actualValue":"true"`)
 	})
 	writes := recordWrites(t, p)
 
@@ -163,8 +165,13 @@ func TestChaosBridgeRestartedBehindYurtHubDuringAnOutage(t *testing.T) {
 	t.Logf("restarted %s after the cut: replica-2 led after %s, commanded the drift back %s after its restart (%s after the drift)",
 		restartAt.Sub(cutAt).Round(100*time.Millisecond), ledAfter.Round(100*time.Millisecond),
 		commandedAfter.Round(100*time.Millisecond), time.Since(driftAt).Round(100*time.Millisecond))
-	if n := len(writes.to(drifting, "pin_17")); n != 1 {
-		t.Errorf("%d commands reached the drifted device during the outage, want exactly 1", n)
+	if w := writes.to(drifting, "pin_17"); len(w) != 1 {
+		var when []string
+		for _, x := range w {
+			when = append(when, fmt.Sprintf("%s at %s after the restart", x.Value, x.At.Sub(restartAt).Round(10*time.Millisecond)))
+		}
+		t.Errorf("%d commands reached the drifted device during the outage (%s; drift at %s), want exactly 1", len(w),
+			strings.Join(when, ", "), driftAt.Sub(restartAt).Round(10*time.Millisecond))
 	}
 
 	restoredAt := time.Now()
@@ -238,8 +245,8 @@ func deviceNames(t *testing.T, p *pool) map[string]bool {
 }
 
 // cachedOnNode checks that YurtHub's disk cache holds an object named
-// name whose stored form contains want.
-func cachedOnNode(dir, name, want string) error {
+// name whose stored form contains all of want.
+func cachedOnNode(dir, name string, want ...string) error {
 	found := false
 	err := filepath.WalkDir(filepath.Join(dir, "cache"), func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || filepath.Base(path) != name {
@@ -249,8 +256,9 @@ func cachedOnNode(dir, name, want string) error {
 		if err != nil {
 			return err
 		}
-		if strings.Contains(string(data), want) {
-			found = true
+		found = true
+		for _, w := range want {
+			found = found && strings.Contains(string(data), w)
 		}
 		return nil
 	})
@@ -258,7 +266,7 @@ func cachedOnNode(dir, name, want string) error {
 		return fmt.Errorf("yurthub's cache: %w", err)
 	}
 	if !found {
-		return fmt.Errorf("yurthub's cache does not hold %s with %s yet", name, want)
+		return fmt.Errorf("yurthub's cache does not hold %s with %v yet", name, want)
 	}
 	return nil
 }
