@@ -165,13 +165,24 @@ func TestChaosBridgeRestartedBehindYurtHubDuringAnOutage(t *testing.T) {
 	t.Logf("restarted %s after the cut: replica-2 led after %s, commanded the drift back %s after its restart (%s after the drift)",
 		restartAt.Sub(cutAt).Round(100*time.Millisecond), ledAfter.Round(100*time.Millisecond),
 		commandedAfter.Round(100*time.Millisecond), time.Since(driftAt).Round(100*time.Millisecond))
-	if w := writes.to(drifting, "pin_17"); len(w) != 1 {
-		var when []string
-		for _, x := range w {
-			when = append(when, fmt.Sprintf("%s at %s after the restart", x.Value, x.At.Sub(restartAt).Round(10*time.Millisecond)))
+	// A restarted bridge sends a desired value once more when status shows
+	// only that a command succeeded, with no report of the device's since
+	// (the process that recorded it may have sent another command before
+	// it died); it does so as it starts to lead, which may come just
+	// before or after the drift. So: one command for the drift, and at
+	// most that one more.
+	var afterDrift int
+	var when []string
+	w := writes.to(drifting, "pin_17")
+	for _, x := range w {
+		when = append(when, fmt.Sprintf("%s at %s after the restart", x.Value, x.At.Sub(restartAt).Round(10*time.Millisecond)))
+		if !x.At.Before(driftAt) {
+			afterDrift++
 		}
-		t.Errorf("%d commands reached the drifted device during the outage (%s; drift at %s), want exactly 1", len(w),
-			strings.Join(when, ", "), driftAt.Sub(restartAt).Round(10*time.Millisecond))
+	}
+	t.Logf("commands during the outage: %s; drift at %s after the restart", strings.Join(when, ", "), driftAt.Sub(restartAt).Round(10*time.Millisecond))
+	if afterDrift == 0 || len(w) > 2 {
+		t.Errorf("%d commands reached the device during the outage, %d after the drift: want one for the drift and at most one resent on restart", len(w), afterDrift)
 	}
 
 	restoredAt := time.Now()
