@@ -8,9 +8,13 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
@@ -149,16 +153,46 @@ func decode[T any](t *testing.T, u *unstructured.Unstructured) *T {
 	return out
 }
 
-// dryRunApply sends obj to the API server as `kubectl apply
-// --server-side --dry-run=server` would: validated, defaulted and admitted,
-// never stored. Server-side apply refuses fields the schema does not know.
+// dryRunApply sends obj to the API server as `kubectl apply --server-side
+// --dry-run=server --validate=strict` would: validated against its schema
+// (OpenYurt's own for a YurtAppSet), defaulted and admitted, never stored.
+// Strict field validation refuses a field the schema does not know, which
+// the API server would otherwise prune with only a warning.
 func dryRunApply(ctx context.Context, obj *unstructured.Unstructured) error {
-	return kube.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj.DeepCopy()),
-		client.DryRunAll, client.ForceOwnership, client.FieldOwner("edgebridge-deploy-test"))
+	return serverSideApply(ctx, obj, true)
 }
 
 // apply stores obj for real, for the tests that run the bridge under it.
 func apply(ctx context.Context, obj *unstructured.Unstructured) error {
-	return kube.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj.DeepCopy()),
-		client.ForceOwnership, client.FieldOwner("edgebridge-deploy-test"))
+	return serverSideApply(ctx, obj, false)
+}
+
+func serverSideApply(ctx context.Context, obj *unstructured.Unstructured, dryRun bool) error {
+	gvk := obj.GroupVersionKind()
+	mapping, err := kube.Client.RESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		return err
+	}
+	dyn, err := dynamic.NewForConfig(kube.Config)
+	if err != nil {
+		return err
+	}
+	var res dynamic.ResourceInterface = dyn.Resource(mapping.Resource)
+	if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+		res = dyn.Resource(mapping.Resource).Namespace(obj.GetNamespace())
+	}
+	data, err := obj.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	opts := metav1.PatchOptions{
+		FieldManager:    "edgebridge-deploy-test",
+		Force:           ptr.To(true),
+		FieldValidation: metav1.FieldValidationStrict,
+	}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	_, err = res.Patch(ctx, obj.GetName(), types.ApplyPatchType, data, opts)
+	return err
 }

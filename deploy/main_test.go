@@ -1,7 +1,10 @@
 // Package deploy holds only tests: they prove that every manifest in
-// deploy/ builds with kustomize, is accepted by a real API server (or, for
-// kinds it does not serve, fits what the bridge relies on), and that the
-// bridge works under exactly the RBAC shipped here.
+// deploy/, kustomize's and the Helm chart's, is accepted by a real API
+// server that also serves OpenYurt's own YurtAppSet and NodePool CRDs (or,
+// for kinds it does not serve, fits what the bridge relies on), that the
+// two installations hold the same objects, that the image `make image`
+// builds runs what they name, and that the bridge works under exactly the
+// RBAC shipped here.
 package deploy
 
 import (
@@ -28,6 +31,8 @@ const namespace = "edgebridge"
 var (
 	kube *testenv.Kube
 	mqtt *broker.Broker
+	// workDir is a directory for the package's tests, removed after them.
+	workDir string
 )
 
 func TestMain(m *testing.M) {
@@ -39,10 +44,23 @@ func TestMain(m *testing.M) {
 	os.Exit(runWithRig(m))
 }
 
-// runWithRig starts the API server and mosquitto around the package's tests.
+// runWithRig starts the API server, with OpenYurt's own YurtAppSet and
+// NodePool CRDs beside the bridge's, and mosquitto around the package's
+// tests.
 func runWithRig(m *testing.M) int {
-	var err error
-	if kube, err = testenv.StartKube(testenv.KubeOptions{}); err != nil {
+	tmp, err := os.MkdirTemp("", "edgebridge-deploy-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	workDir = tmp
+	openYurt, err := openYurtCRDs(tmp)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "OpenYurt's CRDs:", err)
+		return 1
+	}
+	if kube, err = testenv.StartKube(testenv.KubeOptions{ExtraCRDDirs: []string{openYurt}}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

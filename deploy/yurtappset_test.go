@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,23 +15,20 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/edgebridge/edgebridge/hack/testenv"
 )
 
-// yurtAppSet holds the fields of OpenYurt's apps.openyurt.io/v1beta1
-// YurtAppSet that deploy/ may use. It is decoded strictly: a misspelled
-// field, which OpenYurt's API server would prune without a word, fails.
+// yurtAppSet is what these tests read of a YurtAppSet. It validates
+// nothing: the API server does, against OpenYurt's own CRD (see
+// TestYurtAppSetsFitOpenYurtsSchema).
 type yurtAppSet struct {
-	APIVersion string            `json:"apiVersion"`
-	Kind       string            `json:"kind"`
-	Metadata   metav1.ObjectMeta `json:"metadata"`
-	Spec       struct {
-		NodePoolSelector     *metav1.LabelSelector `json:"nodepoolSelector,omitempty"`
-		Pools                []string              `json:"pools,omitempty"`
-		RevisionHistoryLimit *int32                `json:"revisionHistoryLimit,omitempty"`
-		Workload             struct {
+	Spec struct {
+		NodePoolSelector *metav1.LabelSelector `json:"nodepoolSelector,omitempty"`
+		Pools            []string              `json:"pools,omitempty"`
+		Workload         struct {
 			WorkloadTemplate struct {
 				StatefulSetTemplate json.RawMessage     `json:"statefulSetTemplate,omitempty"`
 				DeploymentTemplate  *deploymentTemplate `json:"deploymentTemplate,omitempty"`
@@ -51,11 +47,6 @@ type workloadTweak struct {
 	NodePoolSelector *metav1.LabelSelector `json:"nodepoolSelector,omitempty"`
 	Pools            []string              `json:"pools,omitempty"`
 	Tweaks           struct {
-		Replicas        *int32 `json:"replicas,omitempty"`
-		ContainerImages []struct {
-			Name        string `json:"name"`
-			TargetImage string `json:"targetImage"`
-		} `json:"containerImages,omitempty"`
 		Patches []struct {
 			Path      string          `json:"path"`
 			Operation string          `json:"operation"`
@@ -66,25 +57,112 @@ type workloadTweak struct {
 
 func decodeYurtAppSet(t *testing.T, u *unstructured.Unstructured) *yurtAppSet {
 	t.Helper()
+	if u.GetAPIVersion() != "apps.openyurt.io/v1beta1" {
+		t.Fatalf("YurtAppSet is %s; OpenYurt stores and these tests read v1beta1", u.GetAPIVersion())
+	}
 	data, err := json.Marshal(u.Object)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	yas := &yurtAppSet{}
-	if err := dec.Decode(yas); err != nil {
-		t.Fatalf("YurtAppSet %s does not fit apps.openyurt.io/v1beta1: %v", u.GetName(), err)
-	}
-	if u.GetAPIVersion() != "apps.openyurt.io/v1beta1" {
-		t.Fatalf("YurtAppSet is %s; the fields checked here are v1beta1's", u.GetAPIVersion())
+	if err := json.Unmarshal(data, yas); err != nil {
+		t.Fatalf("YurtAppSet %s: %v", u.GetName(), err)
 	}
 	return yas
 }
 
+// everyYurtAppSet is each YurtAppSet deploy/ installs: the kustomize
+// overlay's and the chart's (with a tweak, so that one is checked too).
+func everyYurtAppSet(t *testing.T) map[string]*unstructured.Unstructured {
+	t.Helper()
+	return map[string]*unstructured.Unstructured{
+		"kustomize overlays/yurtappset": find(t, build(t, variant{dir: "overlays/yurtappset"}), "YurtAppSet", "edgebridge"),
+		"helm chart": find(t, renderChart(t, chartValues{
+			"workload": map[string]any{"tweaks": []any{map[string]any{
+				"pools":  []any{"beijing"},
+				"tweaks": map[string]any{"replicas": int64(2)},
+			}}},
+		}), "YurtAppSet", "edgebridge"),
+	}
+}
+
+// TestYurtAppSetsFitOpenYurtsSchema applies every YurtAppSet deploy/
+// installs, kustomize's and the chart's, to an API server that serves
+// OpenYurt's own YurtAppSet and NodePool CRDs, with server-side apply and
+// strict field validation, and shows that a misspelled field is refused
+// there: the check can fail.
+func TestYurtAppSetsFitOpenYurtsSchema(t *testing.T) {
+	needNamespace(t)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.DefaultTimeout)
+	defer cancel()
+	for name, yas := range everyYurtAppSet(t) {
+		t.Run(name, func(t *testing.T) {
+			if err := dryRunApply(ctx, yas); err != nil {
+				t.Fatalf("OpenYurt's schema refuses it: %v", err)
+			}
+		})
+	}
+
+	misspelled := []struct {
+		name string
+		edit func(spec map[string]any)
+	}{
+		{"nodePoolSelector for nodepoolSelector", func(spec map[string]any) {
+			spec["nodePoolSelector"] = spec["nodepoolSelector"]
+			delete(spec, "nodepoolSelector")
+		}},
+		{"workloadTweak for workloadTweaks", func(spec map[string]any) {
+			w := spec["workload"].(map[string]any)
+			w["workloadTweak"] = []any{map[string]any{"pools": []any{"beijing"}, "tweaks": map[string]any{}}}
+		}},
+		{"a patch operation OpenYurt does not know", func(spec map[string]any) {
+			w := spec["workload"].(map[string]any)
+			w["workloadTweaks"] = []any{map[string]any{"pools": []any{"beijing"}, "tweaks": map[string]any{
+				"patches": []any{map[string]any{"path": "/spec/replicas", "operation": "set", "value": int64(2)}},
+			}}}
+		}},
+	}
+	base := find(t, build(t, variant{dir: "overlays/yurtappset"}), "YurtAppSet", "edgebridge")
+	for _, m := range misspelled {
+		t.Run("refuses "+m.name, func(t *testing.T) {
+			yas := base.DeepCopy()
+			spec, _, _ := unstructured.NestedMap(yas.Object, "spec")
+			m.edit(spec)
+			if err := unstructured.SetNestedMap(yas.Object, spec, "spec"); err != nil {
+				t.Fatal(err)
+			}
+			if err := dryRunApply(ctx, yas); err == nil {
+				t.Error("the API server accepted it")
+			} else {
+				t.Logf("refused as it should be: %v", err)
+			}
+		})
+	}
+
+	t.Run("selects a NodePool labelled as the README says", func(t *testing.T) {
+		pool := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "apps.openyurt.io/v1beta1", "kind": "NodePool",
+			"metadata": map[string]any{"name": poolName, "labels": map[string]any{"edgebridge.io/edgex": "true"}},
+			"spec":     map[string]any{"type": "Edge"},
+		}}
+		if err := dryRunApply(ctx, pool); err != nil {
+			t.Fatalf("OpenYurt's NodePool schema refuses the pool: %v", err)
+		}
+		for name, u := range everyYurtAppSet(t) {
+			sel, err := metav1.LabelSelectorAsSelector(decodeYurtAppSet(t, u).Spec.NodePoolSelector)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if !sel.Matches(labels.Set(pool.GetLabels())) {
+				t.Errorf("%s: nodepoolSelector %s does not select NodePool %s labelled %v", name, sel, poolName, pool.GetLabels())
+			}
+		}
+	})
+}
+
 // TestYurtAppSetRunsTheBridgeOfTheDeploymentInEveryPool checks what the
-// bridge relies on in the YurtAppSet, which the test API server cannot
-// validate: its Deployment is dry-run as a plain Deployment, each pool
+// bridge relies on in the YurtAppSet, which OpenYurt's schema leaves open
+// (its deploymentTemplate is free-form): its Deployment is dry-run as a plain Deployment, each pool
 // tweak is applied and dry-run too, and its pod template equals the plain
 // Deployment overlay's except for --nodepool, so the two cannot drift apart.
 func TestYurtAppSetRunsTheBridgeOfTheDeploymentInEveryPool(t *testing.T) {

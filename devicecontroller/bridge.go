@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
-	"strings"
 	"sync"
-	"time"
 
 	"github.com/edgexfoundry/go-mod-core-contracts/v3/dtos"
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -16,17 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/util/workqueue"
-	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/event"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/edgebridge/edgebridge/api/v1alpha1"
 	"github.com/edgebridge/edgebridge/edgex/messagebus"
@@ -36,10 +24,10 @@ import (
 // whose cache was built with CacheOptions.
 type Bridge struct {
 	shared
-	devices   *edgeSync[*v1alpha1.Device, dtos.Device]
-	services  *edgeSync[*v1alpha1.DeviceService, dtos.DeviceService]
-	profiles  *edgeSync[*v1alpha1.DeviceProfile, dtos.DeviceProfile]
-	commands  *commander
+	devices   *edgeQueue[*v1alpha1.Device, dtos.Device]
+	services  *edgeQueue[*v1alpha1.DeviceService, dtos.DeviceService]
+	profiles  *edgeQueue[*v1alpha1.DeviceProfile, dtos.DeviceProfile]
+	commands  *commandDriver
 	telemetry *telemetry
 	resync    *resyncer
 	edge      EdgeX
@@ -65,6 +53,17 @@ func New(mgr manager.Manager, edge EdgeX, opts Options) (*Bridge, error) {
 		cloud:    opts.Cloud,
 	}
 	b.resync = newResyncer(&b.shared)
+	guard := newDeletionGuard()
+	b.services = newEdgeQueue(&b.shared, newServiceKind(edge), guard)
+	b.profiles = newEdgeQueue(&b.shared, newProfileKind(edge), guard)
+	b.devices = newEdgeQueue(&b.shared, newDeviceKind(edge), guard)
+	b.resync.kinds = []resyncable{b.services, b.profiles, b.devices}
+	b.commands = newCommandDriver(&b.shared, edge.Commands, opts.CommandTransport, b.profiles.view, b.services.view, b.devices.requeueKey)
+	b.telemetry = newTelemetry(&b.shared, b.commands, func(ctx context.Context, edgexName string) (*v1alpha1.Device, bool) {
+		owner, found, err := b.devices.rec.owner(ctx, edgexName)
+		return owner, found && err == nil
+	})
+	b.commands.unwritten = b.telemetry.unwritten
 	b.health = newEdgeHealth(edge.Ping, func() {
 		b.resync.trigger()
 		// Commands that failed while EdgeX was away go out now rather
@@ -72,41 +71,38 @@ func New(mgr manager.Manager, edge EdgeX, opts Options) (*Bridge, error) {
 		// queue; onRecover must not.
 		go b.commands.wake()
 	})
-	guard := newDeletionGuard()
-
-	var err error
-	if b.services, err = setupKind(mgr, &b.shared, serviceKind(edge), guard, nil); err != nil {
-		return nil, err
-	}
-	if b.profiles, err = setupKind(mgr, &b.shared, profileKind(edge), guard, nil); err != nil {
-		return nil, err
-	}
-	drive := func(ctx context.Context, d *v1alpha1.Device, e dtos.Device) (reconcile.Result, error) {
-		return b.commands.drive(ctx, d, e)
-	}
-	if b.devices, err = setupKind(mgr, &b.shared, deviceKind(edge), guard, drive); err != nil {
-		return nil, err
-	}
-	if err := b.indexDependencies(mgr); err != nil {
-		return nil, err
-	}
+	b.devices.rec.afterSync = b.commands.drive
 	b.devices.rec.onDelete = func(d *v1alpha1.Device) {
 		key := types.NamespacedName{Namespace: d.Namespace, Name: d.Name}
 		b.commands.forget(key)
 		b.telemetry.forget(key)
+		// A profile or service whose deletion waited for this device
+		// (ProfileInUse, ServiceInUse) may go now.
+		b.profiles.names.Add(d.Spec.Profile)
+		b.services.names.Add(d.Spec.Service)
 	}
-	b.commands = newCommander(&b.shared, edge.Commands, opts.CommandTransport, b.profiles.view, b.services.view, b.devices.requeueKey)
-	b.telemetry = newTelemetry(&b.shared, b.commands, func(ctx context.Context, edgexName string) (*v1alpha1.Device, bool) {
-		owner, found, err := b.devices.rec.owner(ctx, edgexName)
-		return owner, found && err == nil
-	})
-	b.resync.kinds = []resyncable{b.services, b.profiles, b.devices}
-	b.commands.unwritten = b.telemetry.unwritten
+	// Everything above only builds; from here on the manager may call in.
+	for _, q := range []interface{ setup(manager.Manager) error }{b.services, b.profiles, b.devices, b.telemetry} {
+		if err := q.setup(mgr); err != nil {
+			return nil, err
+		}
+	}
+	if err := b.indexDependencies(mgr); err != nil {
+		return nil, err
+	}
 	b.watchCloud(mgr)
+
+	if opts.PoolSelection == SelectByLabel {
+		if err := mgr.Add(newPoolLabeller(&b.shared, mgr)); err != nil {
+			return nil, fmt.Errorf("add pool labeller: %w", err)
+		}
+	}
+	b.log.Info("selecting the pool's objects", "by", opts.PoolSelection)
 
 	watch := &wipeWatch{shared: &b.shared, kinds: []probed{b.services, b.profiles, b.devices}, resync: b.resync.trigger}
 	for _, r := range []manager.Runnable{
-		b.devices, b.services, b.profiles, b.resync, b.telemetry, b.commands, watch,
+		b.resync, b.commands, watch,
+		manager.RunnableFunc(b.telemetry.publishNorthbound),
 		manager.RunnableFunc(b.health.run),
 		manager.RunnableFunc(b.listen),
 		manager.RunnableFunc(b.watchReconnects),
@@ -125,37 +121,6 @@ func New(mgr manager.Manager, edge EdgeX, opts Options) (*Bridge, error) {
 		return nil, fmt.Errorf("add cloud prober: %w", err)
 	}
 	return b, nil
-}
-
-// setupKind builds one kind's view, reconciler and edge queue, indexes the
-// kind by EdgeX name, and registers its controller.
-func setupKind[O client.Object, E any](mgr manager.Manager, s *shared, k *kind[O, E], guard *deletionGuard,
-	afterSync func(context.Context, O, E) (reconcile.Result, error)) (*edgeSync[O, E], error) {
-	view := newEdgeView(k.edgeName, k.edgeModified)
-	rec := &reconciler[O, E]{shared: s, kind: k, view: view, afterSync: afterSync}
-	sync := newEdgeSync(s, k, view, rec, guard)
-	rec.edgeGone = sync.queue.Add
-
-	err := mgr.GetFieldIndexer().IndexField(context.Background(), k.newObject(), indexEdgeXName,
-		func(o client.Object) []string { return []string{v1alpha1.EdgeXName(o)} })
-	if err != nil {
-		return nil, fmt.Errorf("index %s by EdgeX name: %w", k.Name, err)
-	}
-	err = builder.ControllerManagedBy(mgr).
-		Named(fmt.Sprintf("%s-%s", strings.ToLower(k.Name), s.opts.NodePool)).
-		For(k.newObject(), builder.WithPredicates(watched(k.watchStatus))).
-		WatchesRawSource(source.Channel(sync.reconcileCh, &handler.EnqueueRequestForObject{})).
-		WithOptions(controller.Options{
-			MaxConcurrentReconciles: s.opts.Workers,
-			RateLimiter:             reconcileRateLimiter(),
-			// Several pools' bridges may share a process in tests.
-			SkipNameValidation: ptr.To(true),
-		}).
-		Complete(rec)
-	if err != nil {
-		return nil, fmt.Errorf("set up %s controller: %w", k.Name, err)
-	}
-	return sync, nil
 }
 
 // Device indexes by the EdgeX names of the profile and service a device
@@ -182,60 +147,6 @@ func (b *Bridge) indexDependencies(mgr manager.Manager) error {
 	b.profiles.rec.neededBy = b.devices.rec.usersOf(indexDeviceProfile)
 	b.services.rec.neededBy = b.devices.rec.usersOf(indexDeviceService)
 	return nil
-}
-
-// watched lets through creations, deletions and changes of spec
-// (generation), labels, annotations or finalizers, plus what the kind's own
-// status predicate wants; other status-only updates, which telemetry makes
-// all the time, are skipped.
-func watched(status predicate.Predicate) predicate.Predicate {
-	if status == nil {
-		status = predicate.Funcs{UpdateFunc: func(event.UpdateEvent) bool { return false }}
-	}
-	return predicate.Or(
-		status,
-		predicate.GenerationChangedPredicate{},
-		predicate.LabelChangedPredicate{},
-		predicate.AnnotationChangedPredicate{},
-		predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
-			return !slices.Equal(e.ObjectOld.GetFinalizers(), e.ObjectNew.GetFinalizers()) ||
-				!e.ObjectOld.GetDeletionTimestamp().Equal(e.ObjectNew.GetDeletionTimestamp()) ||
-				syncedChanged(e.ObjectOld, e.ObjectNew)
-		}},
-	)
-}
-
-// syncedChanged reports whether the Synced condition changed. A reconcile
-// may read the object from a cache that has not yet seen the previous
-// reconcile's status write, find nothing to change and write nothing; the
-// write's own event then brings the object back with the stored status, so
-// a stale "waiting" or failure reason cannot outlive its cause. It costs
-// one reconcile per change of the condition, which is rare.
-func syncedChanged(old, cur client.Object) bool {
-	a, b := syncedCondition(old), syncedCondition(cur)
-	if a == nil || b == nil {
-		return a != b
-	}
-	return a.Status != b.Status || a.Reason != b.Reason || a.Message != b.Message
-}
-
-func syncedCondition(obj client.Object) *v1alpha1.Condition {
-	switch o := obj.(type) {
-	case *v1alpha1.Device:
-		return v1alpha1.FindCondition(o.Status.Conditions, v1alpha1.ConditionSynced)
-	case *v1alpha1.DeviceService:
-		return v1alpha1.FindCondition(o.Status.Conditions, v1alpha1.ConditionSynced)
-	case *v1alpha1.DeviceProfile:
-		return v1alpha1.FindCondition(o.Status.Conditions, v1alpha1.ConditionSynced)
-	}
-	return nil
-}
-
-// reconcileRateLimiter retries failures from 100ms up to a minute, per
-// object, with no global bucket: a burst of 10,000 imports must not be
-// throttled to ten a second.
-func reconcileRateLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
-	return workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](100*time.Millisecond, time.Minute)
 }
 
 // listen subscribes to core-metadata's system events, and resyncs whenever
@@ -315,20 +226,30 @@ func (b *Bridge) dropped(messageType string, err error) bool {
 	return true
 }
 
-func (b *Bridge) onSystemEvent(_ string, se messagebus.SystemEvent) {
+func (b *Bridge) onSystemEvent(topic string, se messagebus.SystemEvent) {
+	var err error
 	switch se.Type {
 	case messagebus.KindDevice:
-		if d, err := se.Device(); err == nil {
+		var d dtos.Device
+		if d, err = se.Device(); err == nil {
 			b.devices.onEvent(se.Action, d)
 		}
 	case messagebus.KindDeviceService:
-		if s, err := se.Service(); err == nil {
+		var s dtos.DeviceService
+		if s, err = se.Service(); err == nil {
 			b.services.onEvent(se.Action, s)
 		}
 	case messagebus.KindDeviceProfile:
-		if p, err := se.Profile(); err == nil {
+		var p dtos.DeviceProfile
+		if p, err = se.Profile(); err == nil {
 			b.profiles.onEvent(se.Action, p)
 		}
+	}
+	if err != nil {
+		// An envelope that decoded but whose details did not: the change
+		// it announced is unknown until the next resync lists it.
+		b.metrics.decodeErrors.WithLabelValues(b.metrics.pool, "system-event").Inc()
+		b.log.V(1).Info("undecodable system event", "topic", topic, "kind", se.Type, "action", se.Action, "error", err.Error())
 	}
 }
 

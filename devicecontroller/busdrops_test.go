@@ -1,6 +1,8 @@
 package devicecontroller_test
 
 import (
+	"context"
+	"errors"
 	"sync"
 	"testing"
 
@@ -9,6 +11,7 @@ import (
 	"github.com/edgebridge/edgebridge/edgex/convert"
 	"github.com/edgebridge/edgebridge/edgex/messagebus"
 	"github.com/edgebridge/edgebridge/edgex/simulator"
+	"github.com/edgebridge/edgebridge/hack/testenv"
 )
 
 // droppingBus loses the system event of one device the way the message
@@ -68,5 +71,60 @@ func TestDroppedSystemEventsAreCountedAndRepairedByAResync(t *testing.T) {
 	})
 	if got := dropped() - before; got != 1 {
 		t.Errorf("edgebridge_messages_dropped_total{type=system-event} rose by %v, want 1", got)
+	}
+}
+
+// garblingBus hands the bridge one system event whose envelope decoded
+// but whose details are not a device, as a buggy or hostile publisher on
+// the EdgeX bus could send.
+type garblingBus struct {
+	devicecontroller.Bus
+	mu      sync.Mutex
+	handler func(string, messagebus.SystemEvent)
+}
+
+func (b *garblingBus) SubscribeSystemEvents(handler func(string, messagebus.SystemEvent), onError func(string, error)) error {
+	b.mu.Lock()
+	b.handler = handler
+	b.mu.Unlock()
+	return b.Bus.SubscribeSystemEvents(handler, onError)
+}
+
+func (b *garblingBus) subscribed() (func(string, messagebus.SystemEvent), error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.handler == nil {
+		return nil, errors.New("the bridge has not subscribed to system events yet")
+	}
+	return b.handler, nil
+}
+
+// A system event whose details cannot be decoded is counted as a decode
+// error, not dropped silently.
+func TestUndecodableSystemEventsAreCounted(t *testing.T) {
+	bus := &garblingBus{}
+	p := startPool(t, poolConfig{seedDemo: true, wrapBus: func(inner devicecontroller.Bus) devicecontroller.Bus {
+		bus.Bus = inner
+		return bus
+	}})
+	demoImports(p)
+	errs := func() float64 {
+		return metricWhere(t, "edgebridge_decode_errors_total", map[string]string{"pool": p.name, "type": "system-event"})
+	}
+	before := errs()
+	garbled := []messagebus.SystemEvent{
+		{Type: messagebus.KindDevice, Action: "add", Details: []byte(`{"name": 42}`)},
+		{Type: messagebus.KindDeviceProfile, Action: "update", Details: []byte(`{}`)},
+	}
+	testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
+		_, err := bus.subscribed()
+		return err
+	})
+	handler, _ := bus.subscribed()
+	for _, se := range garbled {
+		handler("edgex/system-events/core-metadata/device/add", se)
+	}
+	if got := errs() - before; got != float64(len(garbled)) {
+		t.Errorf("edgebridge_decode_errors_total{type=system-event} rose by %v, want %d", got, len(garbled))
 	}
 }

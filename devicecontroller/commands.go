@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -22,15 +22,15 @@ import (
 	"github.com/edgebridge/edgebridge/edgex/convert"
 )
 
-// commander drives desired device property values to the devices. It is
+// commandDriver drives desired device property values to the devices. It is
 // level-triggered: whenever a device's reported value differs from the
 // desired one (compared by the resource's value type), it sends a command,
 // one at a time per device resource, retrying failures with backoff until
 // the command succeeds or the desired value changes. Commands run on their
 // own goroutines, so a slow device never delays another.
-type commander struct {
+type commandDriver struct {
 	*shared
-	cmd       Commander
+	cmd       CommandSender
 	transport string
 	profiles  *edgeView[dtos.DeviceProfile]
 	services  *edgeView[dtos.DeviceService]
@@ -68,7 +68,7 @@ type commander struct {
 const recoveryProbeInterval = 500 * time.Millisecond
 
 // notRunningRetry is when a device is looked at again if its reconcile
-// came before the commander started.
+// came before the command driver started.
 const notRunningRetry = 200 * time.Millisecond
 
 type propKey struct {
@@ -76,9 +76,9 @@ type propKey struct {
 	resource string
 }
 
-// propState is what the commander remembers of one device resource. It is
-// only memory: after a restart, status says what was reported, and the
-// commander starts again from the difference.
+// propState is what the command driver remembers of one device resource.
+// It is only memory: after a restart, status says what was reported, and
+// the command driver starts again from the difference.
 type propState struct {
 	inFlight bool
 	// value is the value the last command carried, and outcome how it ended.
@@ -92,9 +92,9 @@ type propState struct {
 	sentAt time.Time
 }
 
-func newCommander(s *shared, cmd Commander, transport string, profiles *edgeView[dtos.DeviceProfile],
-	services *edgeView[dtos.DeviceService], requeue func(types.NamespacedName)) *commander {
-	c := &commander{
+func newCommandDriver(s *shared, cmd CommandSender, transport string, profiles *edgeView[dtos.DeviceProfile],
+	services *edgeView[dtos.DeviceService], requeue func(types.NamespacedName)) *commandDriver {
+	c := &commandDriver{
 		shared: s, cmd: cmd, transport: transport, profiles: profiles, services: services, requeue: requeue,
 		slots:    make(chan struct{}, s.opts.MaxCommandsInFlight),
 		outage:   make(chan struct{}, 1),
@@ -111,7 +111,7 @@ func newCommander(s *shared, cmd Commander, transport string, profiles *edgeView
 // Commands are sent only under ctx, so none goes out after shutdown or
 // after leadership is lost, and Start returns only once every command
 // under way has ended. Meanwhile it watches for core-command's recovery.
-func (c *commander) Start(ctx context.Context) error {
+func (c *commandDriver) Start(ctx context.Context) error {
 	c.mu.Lock()
 	c.life, c.running = ctx, true
 	c.mu.Unlock()
@@ -127,7 +127,7 @@ func (c *commander) Start(ctx context.Context) error {
 // asks core-command every recoveryProbeInterval whether it answers; once it
 // does, the commands that failed for that are sent at once rather than
 // after their grown backoff (see wake).
-func (c *commander) watchRecovery(ctx context.Context) {
+func (c *commandDriver) watchRecovery(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -145,7 +145,8 @@ func (c *commander) watchRecovery(ctx context.Context) {
 				return
 			case <-tick.C:
 			}
-			pingCtx, cancel := context.WithTimeout(ctx, recoveryProbeInterval)
+			// Each tick is the retry: one attempt per probe.
+			pingCtx, cancel := context.WithTimeout(edgex.WithoutRetries(ctx), recoveryProbeInterval)
 			answered = c.ping(pingCtx) == nil
 			cancel()
 		}
@@ -158,7 +159,7 @@ func (c *commander) watchRecovery(ctx context.Context) {
 // (all failed ones when none are given) and asks for their devices to be
 // reconciled, so that they are retried now, within each device's
 // --command-rate. It runs when EdgeX answers again after an outage.
-func (c *commander) wake(reasons ...string) {
+func (c *commandDriver) wake(reasons ...string) {
 	c.mu.Lock()
 	devices := map[types.NamespacedName]bool{}
 	for device, byResource := range c.props {
@@ -176,7 +177,7 @@ func (c *commander) wake(reasons ...string) {
 
 // wake ends the property's backoff if its last command failed for one of
 // reasons (for any reason when none are given), and reports whether it
-// did. The commander's mutex must be held.
+// did. The command driver's mutex must be held.
 func (st *propState) wake(reasons []string) bool {
 	if st.inFlight || st.outcome == nil || st.outcome.Result != v1alpha1.CommandFailed || st.retryAt.IsZero() {
 		return false
@@ -191,7 +192,7 @@ func (st *propState) wake(reasons []string) bool {
 // drive runs after a device and EdgeX agree: it compares each desired value
 // with the reported one, starts the commands needed, and records every
 // property's outcome in status and in the PropertiesSynced condition.
-func (c *commander) drive(_ context.Context, dev *v1alpha1.Device, edge dtos.Device) (reconcile.Result, error) {
+func (c *commandDriver) drive(_ context.Context, dev *v1alpha1.Device, edge dtos.Device) (reconcile.Result, error) {
 	key := types.NamespacedName{Namespace: dev.Namespace, Name: dev.Name}
 	desired := desiredValues(dev)
 	c.forgetOthers(key, desired)
@@ -217,9 +218,9 @@ func (c *commander) drive(_ context.Context, dev *v1alpha1.Device, edge dtos.Dev
 	var requeueAfter time.Duration
 	var pending, failing []string
 	var failReason string
-	for _, name := range sortedKeys(desired) {
+	for _, name := range slices.Sorted(maps.Keys(desired)) {
 		want := desired[name]
-		res, found := findResource(profile, name)
+		res, found := convert.Resource(profile, name)
 		entry := c.statusEntry(dev, edge.Name, name, res)
 		c.overlayUnwritten(key, name, entry)
 		putURL := dev.Spec.DeviceProperties[name].PutURL
@@ -258,7 +259,7 @@ func (c *commander) drive(_ context.Context, dev *v1alpha1.Device, edge dtos.Dev
 
 // driveOne decides for one property: nothing to do, blocked, wait, or send.
 // It returns the outcome to show and, when it must look again later, when.
-func (c *commander) driveOne(key types.NamespacedName, device, name, want, putURL string, res dtos.DeviceResource, found bool,
+func (c *commandDriver) driveOne(key types.NamespacedName, device, name, want, putURL string, res dtos.DeviceResource, found bool,
 	blocked *v1alpha1.CommandOutcome, entry *v1alpha1.ActualPropertyState) (*v1alpha1.CommandOutcome, time.Duration) {
 	pk := propKey{key, name}
 	c.mu.Lock()
@@ -320,7 +321,7 @@ func (c *commander) driveOne(key types.NamespacedName, device, name, want, putUR
 // announce records a Warning Event when a property's command starts
 // failing or being blocked for a new reason, so that `kubectl describe`
 // and event tooling show it; an unchanged outcome is not repeated.
-func (c *commander) announce(dev *v1alpha1.Device, name string, prev, cur *v1alpha1.CommandOutcome) {
+func (c *commandDriver) announce(dev *v1alpha1.Device, name string, prev, cur *v1alpha1.CommandOutcome) {
 	if cur.Result == v1alpha1.CommandSucceeded {
 		return
 	}
@@ -348,7 +349,7 @@ func (st *propState) accepted(value string, entry *v1alpha1.ActualPropertyState)
 
 // acceptedHere reports whether this process saw the device accept want,
 // with no report since that contradicts it.
-func (c *commander) acceptedHere(key types.NamespacedName, name, want string, entry *v1alpha1.ActualPropertyState) bool {
+func (c *commandDriver) acceptedHere(key types.NamespacedName, name, want string, entry *v1alpha1.ActualPropertyState) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := c.stateLocked(propKey{key, name})
@@ -363,7 +364,7 @@ func (c *commander) acceptedHere(key types.NamespacedName, name, want string, en
 // restart, such a value is sent once more unless the device reports it.
 // own is this process's last command of the property, if any: its time is
 // exact, where status keeps whole seconds.
-func (c *commander) inSync(entry *v1alpha1.ActualPropertyState, want string, res dtos.DeviceResource, own *v1alpha1.CommandOutcome) bool {
+func (c *commandDriver) inSync(entry *v1alpha1.ActualPropertyState, want string, res dtos.DeviceResource, own *v1alpha1.CommandOutcome) bool {
 	reported := entry.LastReported > 0
 	switch last := entry.LastCommand; {
 	case !reported:
@@ -378,7 +379,7 @@ func (c *commander) inSync(entry *v1alpha1.ActualPropertyState, want string, res
 }
 
 // ownOutcome is this process's last command outcome of the property.
-func (c *commander) ownOutcome(pk propKey) *v1alpha1.CommandOutcome {
+func (c *commandDriver) ownOutcome(pk propKey) *v1alpha1.CommandOutcome {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if st := c.stateLocked(pk); st != nil {
@@ -391,7 +392,7 @@ func (c *commander) ownOutcome(pk propKey) *v1alpha1.CommandOutcome {
 // this device's own command: whoever may edit one Device must not command
 // another device through it. A putURL that passes names exactly the
 // command the bridge sends anyway, so it needs no sending of its own.
-func (c *commander) refusePutURL(device, name, want, putURL string) *v1alpha1.CommandOutcome {
+func (c *commandDriver) refusePutURL(device, name, want, putURL string) *v1alpha1.CommandOutcome {
 	own := c.cmd.URL(device, name)
 	if putURL == "" || putURL == own {
 		return nil
@@ -413,7 +414,7 @@ func (c *commander) refusePutURL(device, name, want, putURL string) *v1alpha1.Co
 // how it ended. When life ends first, the command is not sent (or is
 // abandoned) and nothing is recorded: the next leader starts again from
 // the difference status shows.
-func (c *commander) send(life context.Context, pk propKey, device, value string, attempt int32) {
+func (c *commandDriver) send(life context.Context, pk propKey, device, value string, attempt int32) {
 	defer c.sends.Done()
 	select {
 	case c.slots <- struct{}{}:
@@ -474,7 +475,7 @@ func (c *commander) send(life context.Context, pk propKey, device, value string,
 
 // coreCommandAnswers asks core-command whether it is there, when the
 // transport can ask; it assumes so otherwise.
-func (c *commander) coreCommandAnswers(life context.Context) bool {
+func (c *commandDriver) coreCommandAnswers(life context.Context) bool {
 	if c.ping == nil {
 		return true
 	}
@@ -485,7 +486,7 @@ func (c *commander) coreCommandAnswers(life context.Context) bool {
 
 // abandon forgets that a command is in flight when the bridge stopped
 // leading before it could end.
-func (c *commander) abandon(pk propKey) {
+func (c *commandDriver) abandon(pk propKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if st := c.stateLocked(pk); st != nil {
@@ -495,7 +496,7 @@ func (c *commander) abandon(pk propKey) {
 
 // backoff grows exponentially from CommandRetryBase to CommandRetryMax,
 // with jitter so that many failing devices do not retry in lockstep.
-func (c *commander) backoff(attempt int32) time.Duration {
+func (c *commandDriver) backoff(attempt int32) time.Duration {
 	d := c.opts.CommandRetryBase
 	for i := int32(1); i < attempt && d < c.opts.CommandRetryMax; i++ {
 		d *= 2
@@ -507,7 +508,7 @@ func (c *commander) backoff(attempt int32) time.Duration {
 // confirmedAt is when the command the device last accepted for the
 // resource was sent; readings taken before it are stale for that resource.
 // The write's own event, taken after it, is what the device reported.
-func (c *commander) confirmedAt(device types.NamespacedName, resource string) time.Time {
+func (c *commandDriver) confirmedAt(device types.NamespacedName, resource string) time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if st := c.stateLocked(propKey{device, resource}); st != nil && st.outcome != nil && st.outcome.Result == v1alpha1.CommandSucceeded {
@@ -516,9 +517,9 @@ func (c *commander) confirmedAt(device types.NamespacedName, resource string) ti
 	return time.Time{}
 }
 
-// forgetOthers drops what the commander remembers of properties the device
+// forgetOthers drops what the command driver remembers of properties the device
 // no longer wants set.
-func (c *commander) forgetOthers(device types.NamespacedName, desired map[string]string) {
+func (c *commandDriver) forgetOthers(device types.NamespacedName, desired map[string]string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	byResource := c.props[device]
@@ -536,16 +537,16 @@ func (c *commander) forgetOthers(device types.NamespacedName, desired map[string
 }
 
 // stateLocked is what is remembered of one device resource, or nil.
-func (c *commander) stateLocked(pk propKey) *propState {
+func (c *commandDriver) stateLocked(pk propKey) *propState {
 	return c.props[pk.device][pk.resource]
 }
 
 // forget drops everything remembered of a deleted device.
-func (c *commander) forget(device types.NamespacedName) {
+func (c *commandDriver) forget(device types.NamespacedName) {
 	c.forgetOthers(device, nil)
 }
 
-func (c *commander) limiter(device types.NamespacedName) *rate.Limiter {
+func (c *commandDriver) limiter(device types.NamespacedName) *rate.Limiter {
 	l := c.limiters[device]
 	if l == nil {
 		l = rate.NewLimiter(rate.Limit(c.opts.CommandRate), c.opts.CommandBurst)
@@ -555,7 +556,7 @@ func (c *commander) limiter(device types.NamespacedName) *rate.Limiter {
 }
 
 // blockedBy says why the device takes no commands now, or nil.
-func (c *commander) blockedBy(edge dtos.Device) *v1alpha1.CommandOutcome {
+func (c *commandDriver) blockedBy(edge dtos.Device) *v1alpha1.CommandOutcome {
 	switch {
 	case edge.AdminState == string(v1alpha1.Locked):
 		return blockedOutcome("", v1alpha1.ReasonDeviceLocked, "the device is LOCKED in EdgeX; commands resume when it is unlocked")
@@ -622,7 +623,7 @@ func commandReason(err error) string {
 
 // statusEntry returns the status entry for a property, with its URLs and
 // value type filled in.
-func (c *commander) statusEntry(dev *v1alpha1.Device, device, name string, res dtos.DeviceResource) *v1alpha1.ActualPropertyState {
+func (c *commandDriver) statusEntry(dev *v1alpha1.Device, device, name string, res dtos.DeviceResource) *v1alpha1.ActualPropertyState {
 	if dev.Status.DeviceProperties == nil {
 		dev.Status.DeviceProperties = map[string]v1alpha1.ActualPropertyState{}
 	}
@@ -644,7 +645,7 @@ func (c *commander) statusEntry(dev *v1alpha1.Device, device, name string, res d
 	return &entry
 }
 
-func (c *commander) setPropertiesSynced(dev *v1alpha1.Device, ok bool, reason, message string) {
+func (c *commandDriver) setPropertiesSynced(dev *v1alpha1.Device, ok bool, reason, message string) {
 	status := metav1.ConditionFalse
 	if ok {
 		status = metav1.ConditionTrue
@@ -665,28 +666,9 @@ func desiredValues(dev *v1alpha1.Device) map[string]string {
 	return out
 }
 
-// findResource finds a device resource by name in the profile.
-func findResource(p dtos.DeviceProfile, name string) (dtos.DeviceResource, bool) {
-	for _, r := range p.DeviceResources {
-		if r.Name == name {
-			return r, true
-		}
-	}
-	return dtos.DeviceResource{}, false
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 // overlayUnwritten puts a reading that status does not hold yet into entry,
 // unless the device accepted a command after it was taken.
-func (c *commander) overlayUnwritten(key types.NamespacedName, name string, entry *v1alpha1.ActualPropertyState) {
+func (c *commandDriver) overlayUnwritten(key types.NamespacedName, name string, entry *v1alpha1.ActualPropertyState) {
 	if c.unwritten == nil {
 		return
 	}

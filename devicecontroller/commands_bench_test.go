@@ -8,14 +8,14 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// BenchmarkCommanderResync is the commander's share of one full resync of
+// BenchmarkCommanderResync is the command driver's share of one full resync of
 // a pool in which every device has desired values: each device's reconcile
-// asks the commander to forget what the device no longer wants. Its cost
+// asks the command driver to forget what the device no longer wants. Its cost
 // must grow with the pool, not with its square.
 func BenchmarkCommanderResync(b *testing.B) {
 	for _, devices := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("devices=%d", devices), func(b *testing.B) {
-			c := &commander{props: map[types.NamespacedName]map[string]*propState{}, limiters: map[types.NamespacedName]*rate.Limiter{}}
+			c := &commandDriver{props: map[types.NamespacedName]map[string]*propState{}, limiters: map[types.NamespacedName]*rate.Limiter{}}
 			desired := map[string]string{"pin_17": "true", "pin_18": "false"}
 			keys := make([]types.NamespacedName, devices)
 			for i := range keys {

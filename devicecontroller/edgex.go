@@ -31,8 +31,9 @@ type ProfileStore interface {
 	ReplaceProfiles(ctx context.Context, profiles ...dtos.DeviceProfile) ([]edgex.Result, error)
 }
 
-// Commander sends a device command (a set) and says where commands go.
-type Commander interface {
+// CommandSender sends a device command (a set) and says where commands go:
+// edgex.Command over REST, messagebus.CommandClient over MQTT.
+type CommandSender interface {
 	Write(ctx context.Context, device, command string, values map[string]string) error
 	URL(device, command string) string
 }
@@ -58,7 +59,7 @@ type EdgeX struct {
 	Services Store[dtos.DeviceService, dtos.UpdateDeviceService]
 	Profiles ProfileStore
 	// Commands sends the commands that desired property values become.
-	Commands Commander
+	Commands CommandSender
 	// Bus delivers system events and device events.
 	Bus Bus
 	// Ping reports whether core-metadata answers, for readiness.

@@ -34,6 +34,10 @@ import (
 var (
 	kube *testenv.Kube
 	mqtt *broker.Broker
+	// poolSelection is what the package's API server can do, as the
+	// binary probes it: by field on today's Kubernetes, by label on the
+	// oldest supported one (make test-compat).
+	poolSelection devicecontroller.PoolSelection
 )
 
 func TestMain(m *testing.M) {
@@ -47,6 +51,14 @@ func TestMain(m *testing.M) {
 	var err error
 	if kube, err = testenv.StartKube(testenv.KubeOptions{}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	poolSelection, err = devicecontroller.DetectPoolSelection(ctx, kube.Client, "probe", "default", logr.Discard())
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		_ = kube.Stop()
 		os.Exit(1)
 	}
 	dir, _ := os.MkdirTemp("", "edgebridge-mqtt-")
@@ -238,11 +250,17 @@ func (p *pool) launchBridge() *replica {
 		Commands: cmd, Bus: edgeBus, Ping: meta.Ping,
 	}
 	if p.opts.CommandTransport == "mqtt" {
-		edge.Commands = messagebus.Commander{Client: bus, RESTURL: cmd.URL}
+		edge.Commands = messagebus.CommandClient{Client: bus, RESTURL: cmd.URL}
+	}
+	// A test may choose how its pool is selected; by default, as the
+	// binary would on this API server.
+	sel := p.opts.PoolSelection
+	if sel == "" {
+		sel = poolSelection
 	}
 	mgrOpts := ctrl.Options{
 		Scheme:                 devicecontroller.Scheme(),
-		Cache:                  devicecontroller.CacheOptions(p.name, p.opts.Namespaces),
+		Cache:                  devicecontroller.PoolCacheOptions(p.name, p.opts.Namespaces, sel),
 		MapperProvider:         devicecontroller.RESTMapper,
 		Metrics:                metricsserver.Options{BindAddress: orDefault(p.metricsAddr, "0")},
 		HealthProbeBindAddress: "0",
@@ -251,7 +269,9 @@ func (p *pool) launchBridge() *replica {
 	if p.cfg.managerOptions != nil {
 		p.cfg.managerOptions(&mgrOpts)
 	}
-	w := &wiring{kubeConfig: kube.Config, manager: &mgrOpts, bridge: ptr(p.opts), bus: bus}
+	bridgeOpts := p.opts
+	bridgeOpts.PoolSelection = sel
+	w := &wiring{kubeConfig: kube.Config, manager: &mgrOpts, bridge: &bridgeOpts, bus: bus}
 	if p.cfg.wire != nil {
 		p.cfg.wire(w)
 	}

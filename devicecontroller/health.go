@@ -94,7 +94,8 @@ func (h *edgeHealth) startProbe() {
 func (h *edgeHealth) run(ctx context.Context) error {
 	down := func() bool { d, _ := h.Down(); return d }
 	probeWhileDown(ctx, h.wake, down, time.Second, 15*time.Second, 5*time.Second, func(ctx context.Context) {
-		h.observe(ctx, h.ping(ctx))
+		// The loop is the retry: one attempt per probe.
+		h.observe(ctx, h.ping(edgex.WithoutRetries(ctx)))
 	})
 	return nil
 }

@@ -3,7 +3,6 @@ package devicecontroller
 import (
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -17,15 +16,15 @@ import (
 type metrics struct {
 	pool string
 
-	reconciles       *prometheus.CounterVec
-	reconcileSeconds *prometheus.HistogramVec
-	edgexFailures    *prometheus.CounterVec
-	edgeEvents       *prometheus.CounterVec
-	resyncs          *prometheus.CounterVec
-	resyncSeconds    *prometheus.HistogramVec
-	deletionsHeld    *prometheus.GaugeVec
-	imports          *prometheus.CounterVec
-	edgeDeletions    *prometheus.CounterVec
+	// Reconciles are counted and timed by controller-runtime
+	// (controller_runtime_reconcile_*); these are what only the bridge knows.
+	edgexFailures *prometheus.CounterVec
+	edgeEvents    *prometheus.CounterVec
+	resyncs       *prometheus.CounterVec
+	resyncSeconds *prometheus.HistogramVec
+	deletionsHeld *prometheus.GaugeVec
+	imports       *prometheus.CounterVec
+	edgeDeletions *prometheus.CounterVec
 	// wipeChecksTriggered counts resyncs the wipe watch asked for.
 	wipeChecksTriggered *prometheus.CounterVec
 
@@ -53,13 +52,6 @@ var (
 func newMetrics(pool string) *metrics {
 	registerOnce.Do(func() {
 		vecs = metrics{
-			reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
-				Name: "edgebridge_reconciles_total", Help: "Reconciles by kind and result (ok, error).",
-			}, []string{"pool", "kind", "result"}),
-			reconcileSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-				Name: "edgebridge_reconcile_duration_seconds", Help: "Time one reconcile took.",
-				Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
-			}, []string{"pool", "kind"}),
 			edgexFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "edgebridge_edgex_failures_total", Help: "Failed EdgeX metadata calls by kind and condition reason.",
 			}, []string{"pool", "kind", "reason"}),
@@ -131,7 +123,7 @@ func newMetrics(pool string) *metrics {
 			}, []string{"pool"}),
 		}
 		ctrlmetrics.Registry.MustRegister(
-			vecs.reconciles, vecs.reconcileSeconds, vecs.edgexFailures, vecs.edgeEvents,
+			vecs.edgexFailures, vecs.edgeEvents,
 			vecs.resyncs, vecs.resyncSeconds, vecs.deletionsHeld, vecs.imports, vecs.edgeDeletions, vecs.wipeChecksTriggered,
 			vecs.eventsReceived, vecs.readings, vecs.decodeErrors, vecs.messagesDropped, vecs.unknownDevices, vecs.statusWrites,
 			vecs.readingValue, vecs.seriesDropped, vecs.commandsSent, vecs.commandsFailed, vecs.commandSeconds,
@@ -175,15 +167,6 @@ func (m *metrics) telemetryCounters(northbound bool) telemetryCounters {
 		c.northboundDropped = m.northboundDropped.WithLabelValues(m.pool)
 	}
 	return c
-}
-
-func (m *metrics) observeReconcile(kind string, start time.Time, err *error) {
-	result := "ok"
-	if *err != nil {
-		result = "error"
-	}
-	m.reconciles.WithLabelValues(m.pool, kind, result).Inc()
-	m.reconcileSeconds.WithLabelValues(m.pool, kind).Observe(time.Since(start).Seconds())
 }
 
 var (

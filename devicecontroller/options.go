@@ -5,11 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"k8s.io/apimachinery/pkg/fields"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/edgebridge/edgebridge/api/v1alpha1"
 )
 
 // Options configure one pool's bridge. Zero values take the documented
@@ -89,6 +85,12 @@ type Options struct {
 	// "edgebridge-<pool>".
 	EventSource string
 
+	// PoolSelection says how the manager's cache selects the pool's
+	// objects (see PoolCacheOptions and DetectPoolSelection); with
+	// SelectByLabel the bridge also keeps the pool label on every object.
+	// Default SelectByField.
+	PoolSelection PoolSelection
+
 	// Cloud tracks whether the API server answers; the manager's
 	// configuration should come from Cloud.Config. While the cloud is
 	// unreachable, status writes wait (coalescing in memory) and /readyz
@@ -154,6 +156,9 @@ func (o Options) withDefaults() Options {
 	if o.EventSource == "" {
 		o.EventSource = "edgebridge-" + o.NodePool
 	}
+	if o.PoolSelection == "" {
+		o.PoolSelection = SelectByField
+	}
 	if o.Cloud == nil {
 		o.Cloud = NewCloud(o.NodePool, 0)
 	}
@@ -176,26 +181,7 @@ func (o Options) validate() error {
 
 // CacheOptions restrict the manager's cache to one pool's objects in the
 // given namespaces, with a field selector on spec.nodePool (a CRD selectable
-// field) so that the API server never sends this bridge another pool's
-// traffic.
+// field); PoolCacheOptions chooses the selector.
 func CacheOptions(pool string, namespaces []string) cache.Options {
-	nsConfig := map[string]cache.Config{}
-	for _, ns := range namespaces {
-		nsConfig[ns] = cache.Config{}
-	}
-	inPool := cache.ByObject{
-		Field:      fields.OneTermEqualSelector("spec.nodePool", pool),
-		Namespaces: nsConfig,
-	}
-	return cache.Options{
-		// managedFields are a good part of each cached object and the
-		// bridge never reads them (its patches are merge patches): at
-		// 10,000 devices they were tens of megabytes.
-		DefaultTransform: cache.TransformStripManagedFields(),
-		ByObject: map[client.Object]cache.ByObject{
-			&v1alpha1.Device{}:        inPool,
-			&v1alpha1.DeviceService{}: inPool,
-			&v1alpha1.DeviceProfile{}: inPool,
-		},
-	}
+	return PoolCacheOptions(pool, namespaces, SelectByField)
 }

@@ -3,7 +3,6 @@ package devicecontroller
 import (
 	"context"
 	"fmt"
-	"math"
 	"sort"
 	"strings"
 	"time"
@@ -121,38 +120,41 @@ func (r *resyncer) resyncAll(ctx context.Context) error {
 // what the cloud owns). Imports the list lacks are returned for weighing,
 // with what the list showed of a wipe. A failed or partial list changes
 // nothing.
-func (s *edgeSync[O, E]) resync(ctx context.Context) (resyncPass, error) {
+func (s *edgeQueue[O, E]) resync(ctx context.Context) (resyncPass, error) {
 	started := time.Now()
+	// The REST client retries a failed page here, unlike in reconciles: a
+	// list of thousands of objects is many pages, and one transient error
+	// would otherwise throw all of them away for the resync's own retry.
 	listCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	items, err := s.kind.list(listCtx)
 	cancel()
 	s.health.observe(ctx, err)
-	s.metrics.resyncSeconds.WithLabelValues(s.metrics.pool, s.kind.Name).Observe(time.Since(started).Seconds())
+	s.metrics.resyncSeconds.WithLabelValues(s.metrics.pool, s.kind.name()).Observe(time.Since(started).Seconds())
 	if err != nil {
-		s.metrics.resyncs.WithLabelValues(s.metrics.pool, s.kind.Name, "error").Inc()
+		s.metrics.resyncs.WithLabelValues(s.metrics.pool, s.kind.name(), "error").Inc()
 		s.listFailed(ctx, err)
-		return resyncPass{}, fmt.Errorf("list %ss in EdgeX: %w", s.kind.Name, err)
+		return resyncPass{}, fmt.Errorf("list %ss in EdgeX: %w", s.kind.name(), err)
 	}
 	changed, _ := s.view.ApplyList(items, started)
 	for _, name := range changed {
-		s.queue.Add(name)
+		s.names.Add(name)
 	}
 
 	list := s.kind.newList()
 	if err := s.client.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
-		return resyncPass{}, fmt.Errorf("list %ss in the cluster: %w", s.kind.Name, err)
+		return resyncPass{}, fmt.Errorf("list %ss in the cluster: %w", s.kind.name(), err)
 	}
 	var pass resyncPass
 	claimed := map[string]bool{}
 	var renewed, lost []string
 	for _, obj := range s.kind.items(list) {
-		if !s.watches(obj.GetNamespace()) {
+		if !s.serves(obj) {
 			continue
 		}
 		name := v1alpha1.EdgeXName(obj)
 		claimed[name] = true
 		edge, exists := s.view.Get(name)
-		knownID := *s.kind.status(obj).EdgeID
+		knownID := s.kind.knownEdgeID(obj)
 		mirror := s.rec.mirrorsEdge(obj)
 		if mirror {
 			pass.imported++
@@ -183,16 +185,16 @@ func (s *edgeSync[O, E]) resync(ctx context.Context) (resyncPass, error) {
 	}
 	for _, name := range s.view.Names() {
 		if !claimed[name] {
-			s.queue.Add(name) // an import that has not happened yet
+			s.names.Add(name) // an import that has not happened yet
 		}
 	}
 	if len(renewed) > 0 {
-		pass.wipeEvidence = append(pass.wipeEvidence, fmt.Sprintf("%d %ss are back under new EdgeX ids (%s)", len(renewed), s.kind.Name, examples(renewed)))
+		pass.wipeEvidence = append(pass.wipeEvidence, fmt.Sprintf("%d %ss are back under new EdgeX ids (%s)", len(renewed), s.kind.name(), examples(renewed)))
 	}
 	if len(lost) > 0 {
-		pass.wipeEvidence = append(pass.wipeEvidence, fmt.Sprintf("%d %ss applied in the cloud and created in EdgeX are gone from it (%s)", len(lost), s.kind.Name, examples(lost)))
+		pass.wipeEvidence = append(pass.wipeEvidence, fmt.Sprintf("%d %ss applied in the cloud and created in EdgeX are gone from it (%s)", len(lost), s.kind.name(), examples(lost)))
 	}
-	s.metrics.resyncs.WithLabelValues(s.metrics.pool, s.kind.Name, "ok").Inc()
+	s.metrics.resyncs.WithLabelValues(s.metrics.pool, s.kind.name(), "ok").Inc()
 	return pass, nil
 }
 
@@ -205,48 +207,7 @@ func examples(names []string) string {
 	return strings.Join(names, ", ")
 }
 
-// deletionThreshold is how many of a kind's imports vanishing from one
-// complete list make the resync hold their deletions: Fraction of them,
-// at least Minimum, and never more than a majority, so that a list lacking
-// most of a pool's imports (all of them, in a pool of one) is always held.
-func (o Options) deletionThreshold(imported int) int {
-	t := max(o.DeletionGuardMinimum, int(math.Ceil(o.DeletionGuardFraction*float64(imported))))
-	return max(1, min(t, imported/2+1))
-}
-
-// weighDeletions lets the edge queue delete the imports a complete list
-// lacked, unless they are too many at once or any kind's list showed a
-// wipe: then each says DeletionHeld, with an Event, until a person
-// confirms it or EdgeX has it again.
-func (s *edgeSync[O, E]) weighDeletions(pass resyncPass, wipe []string) {
-	gone := pass.gone
-	threshold := s.opts.deletionThreshold(pass.imported)
-	tooMany := len(gone) >= threshold
-	if len(gone) > 0 && (tooMany || len(wipe) > 0) {
-		why := fmt.Sprintf("EdgeX no longer lists %d of the %d imported %ss of pool %s", len(gone), pass.imported, s.kind.Name, s.opts.NodePool)
-		if tooMany {
-			why += fmt.Sprintf(", at least the %d at which one resync holds deletions", threshold)
-		}
-		if len(wipe) > 0 {
-			why += ", and EdgeX looks wiped or replaced: " + strings.Join(wipe, "; ")
-		}
-		why += fmt.Sprintf("; nothing is deleted until a person confirms: restore EdgeX (or restart its device services), or annotate the objects with %s=true",
-			v1alpha1.ConfirmEdgeDeletionAnnotation)
-		s.guard.hold(s.kind.Name, gone, why)
-		s.metrics.deletionsHeld.WithLabelValues(s.metrics.pool, s.kind.Name).Set(float64(len(gone)))
-		s.metrics.resyncs.WithLabelValues(s.metrics.pool, s.kind.Name, "held").Inc()
-		s.log.Info("deletions held for confirmation", "kind", s.kind.Name, "vanished", len(gone), "imported", pass.imported,
-			"threshold", threshold, "wipeEvidence", wipe)
-	} else {
-		s.guard.allow(s.kind.Name, gone)
-		s.metrics.deletionsHeld.WithLabelValues(s.metrics.pool, s.kind.Name).Set(0)
-	}
-	for _, name := range gone {
-		s.queue.Add(name)
-	}
-}
-
-func (s *edgeSync[O, E]) listFailed(ctx context.Context, err error) {
+func (s *edgeQueue[O, E]) listFailed(ctx context.Context, err error) {
 	if s.view.ListFailed(err) {
 		// Objects waiting for the first list say why it does not come
 		// (Unauthorized, EdgeXUnreachable, ...), not just "waiting".
@@ -256,13 +217,13 @@ func (s *edgeSync[O, E]) listFailed(ctx context.Context, err error) {
 
 // requeueAll asks the kind's controller to reconcile every object of the
 // kind the bridge watches.
-func (s *edgeSync[O, E]) requeueAll(ctx context.Context) {
+func (s *edgeQueue[O, E]) requeueAll(ctx context.Context) {
 	list := s.kind.newList()
 	if err := s.client.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
 		return // the next failed list tries again
 	}
 	for _, obj := range s.kind.items(list) {
-		if s.watches(obj.GetNamespace()) {
+		if s.serves(obj) {
 			if s.requeue(ctx, obj) != nil {
 				return
 			}

@@ -80,6 +80,12 @@ func TestWipedEdgeXIsRebuiltAndImportsAreHeld(t *testing.T) {
 func TestProfileInUseIsNotDeleted(t *testing.T) {
 	p := startPool(t, poolConfig{})
 	_, prof, dev := managedSet(p, "u")
+	// Waiting for devices is not a failure: no reconcile error is logged
+	// or counted for it, at any retry.
+	reconcileErrors := func() float64 {
+		return metricWhere(t, "controller_runtime_reconcile_errors_total", map[string]string{"controller": "deviceprofile-" + p.name})
+	}
+	errorsBefore := reconcileErrors()
 	p.delete(prof)
 	waitFor(p, &v1alpha1.DeviceProfile{}, prof.Name, func(dp *v1alpha1.DeviceProfile) error {
 		if dp.DeletionTimestamp == nil {
@@ -91,6 +97,9 @@ func TestProfileInUseIsNotDeleted(t *testing.T) {
 		t.Fatal("profile deleted from EdgeX while in use")
 	}
 	waitForEvent(t, p, v1alpha1.ReasonProfileInUse)
+	if got := reconcileErrors() - errorsBefore; got != 0 {
+		t.Errorf("%v reconcile errors while the profile waited for its device, want none", got)
+	}
 	p.delete(dev)
 	waitGone(p, &v1alpha1.DeviceProfile{}, prof.Name)
 	if _, ok := p.sim.Profile(prof.Name); ok {

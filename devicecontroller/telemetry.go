@@ -3,16 +3,19 @@ package devicecontroller
 import (
 	"context"
 	"encoding/json"
-	"strconv"
-	"strings"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/edgexfoundry/go-mod-core-contracts/v3/dtos"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/edgebridge/edgebridge/api/v1alpha1"
 	"github.com/edgebridge/edgebridge/edgex/convert"
@@ -31,9 +34,10 @@ import (
 // write is not queued again.
 type telemetry struct {
 	*shared
-	commands *commander
+	commands *commandDriver
 	lookup   func(ctx context.Context, edgexName string) (*v1alpha1.Device, bool)
-	queue    workqueue.TypedDelayingInterface[types.NamespacedName]
+	// writes feeds the status writer, a controller keyed by device.
+	writes   *queueSource[types.NamespacedName]
 	counters telemetryCounters
 	// northbound holds events waiting to be re-published, so that the bus
 	// never waits for the northbound broker (see Options.NorthboundQueue).
@@ -68,10 +72,10 @@ type reading struct {
 	originNanos                        int64
 }
 
-func newTelemetry(s *shared, commands *commander, lookup func(context.Context, string) (*v1alpha1.Device, bool)) *telemetry {
+func newTelemetry(s *shared, commands *commandDriver, lookup func(context.Context, string) (*v1alpha1.Device, bool)) *telemetry {
 	return &telemetry{
 		shared: s, commands: commands, lookup: lookup,
-		queue:      workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[types.NamespacedName]{Name: "telemetry"}),
+		writes:     newQueueSource[types.NamespacedName](),
 		counters:   s.metrics.telemetryCounters(s.opts.Northbound != nil),
 		owners:     map[string]ownerEntry{},
 		names:      map[types.NamespacedName]string{},
@@ -81,12 +85,6 @@ func newTelemetry(s *shared, commands *commander, lookup func(context.Context, s
 		gauges:     map[types.NamespacedName]map[string]prometheus.Gauge{},
 		northbound: make(chan northboundItem, s.opts.NorthboundQueue),
 	}
-}
-
-// northboundItem is one event waiting for the northbound broker.
-type northboundItem struct {
-	key types.NamespacedName
-	ev  dtos.Event
 }
 
 // onEvent takes one device event from the bus. It runs on the bus's
@@ -110,7 +108,7 @@ func (t *telemetry) onEvent(_ string, ev dtos.Event) {
 	delay := t.lastWrite[key].Add(t.opts.StatusInterval).Sub(now)
 	t.mu.Unlock()
 	if schedule {
-		t.queue.AddAfter(key, max(delay, 0))
+		t.writes.AddAfter(key, delay)
 	}
 }
 
@@ -178,34 +176,27 @@ func toReading(r dtos.BaseReading, eventOrigin int64) reading {
 	return out
 }
 
-// Start runs the status writers and the northbound publisher until ctx
-// ends (leader only).
-func (t *telemetry) Start(ctx context.Context) error {
-	var wg sync.WaitGroup
-	if t.opts.Northbound != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t.publishNorthbound(ctx)
-		}()
+// setup registers the status writer: a controller, keyed by device, that
+// controller-runtime runs only on the leader, with Workers at once.
+func (t *telemetry) setup(mgr manager.Manager) error {
+	err := builder.TypedControllerManagedBy[types.NamespacedName](mgr).
+		Named("telemetry-" + t.opts.NodePool).
+		WatchesRawSource(t.writes).
+		WithOptions(controller.TypedOptions[types.NamespacedName]{
+			MaxConcurrentReconciles: t.opts.Workers,
+			// Several pools' bridges may share a process in tests.
+			SkipNameValidation: ptr.To(true),
+		}).
+		Complete(reconcile.TypedFunc[types.NamespacedName](func(ctx context.Context, key types.NamespacedName) (reconcile.Result, error) {
+			// A failed write puts its readings back and is scheduled
+			// again after an interval (requeueReadings), so that it
+			// coalesces with newer readings rather than retrying alone.
+			t.flush(ctx, key)
+			return reconcile.Result{}, nil
+		}))
+	if err != nil {
+		return fmt.Errorf("set up the telemetry status writer: %w", err)
 	}
-	for range t.opts.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				key, quit := t.queue.Get()
-				if quit {
-					return
-				}
-				t.flush(ctx, key)
-				t.queue.Done(key)
-			}
-		}()
-	}
-	<-ctx.Done()
-	t.queue.ShutDown()
-	wg.Wait()
 	return nil
 }
 
@@ -251,7 +242,7 @@ func (t *telemetry) flush(ctx context.Context, key types.NamespacedName) {
 	}
 	if down, _, _ := t.cloud.Down(); down {
 		// The write waits for the cloud, coalescing with later readings;
-		// meanwhile the commander reads them from here (unwritten).
+		// meanwhile the command driver reads them from here (unwritten).
 		t.requeueReadings(key, latest)
 		t.requeueIfDesired(key, dev, latest)
 		return
@@ -265,7 +256,7 @@ func (t *telemetry) flush(ctx context.Context, key types.NamespacedName) {
 		t.requeueIfDesired(key, dev, latest)
 		return
 	}
-	// A value that differs from a desired one reaches the commander through
+	// A value that differs from a desired one reaches the command driver through
 	// the watch event of this write (see reportedDesiredChanged).
 	t.counters.statusWrites.Inc()
 }
@@ -337,7 +328,7 @@ func (t *telemetry) requeueReadings(key types.NamespacedName, readings map[strin
 	}
 	t.scheduled[key] = true
 	t.mu.Unlock()
-	t.queue.AddAfter(key, t.opts.StatusInterval)
+	t.writes.AddAfter(key, t.opts.StatusInterval)
 }
 
 // disown forgets that the EdgeX name belongs to the Device.
@@ -370,189 +361,7 @@ func (t *telemetry) forget(key types.NamespacedName) {
 	t.mu.Unlock()
 }
 
-// exportGaugesLocked sets the numeric readings' gauges, within the series
-// cap.
-func (t *telemetry) exportGaugesLocked(key types.NamespacedName, ev dtos.Event) {
-	for _, r := range ev.Readings {
-		v, ok := numeric(r)
-		if !ok {
-			continue
-		}
-		g := t.gauge(key, r.ResourceName)
-		if g == nil {
-			t.counters.seriesDropped.Inc()
-			continue
-		}
-		g.Set(v)
-	}
-}
-
-// gauge returns a device resource's series, made on first use while the
-// cap allows; nil when it does not.
-func (t *telemetry) gauge(key types.NamespacedName, resource string) prometheus.Gauge {
-	byResource := t.gauges[key]
-	if g, ok := byResource[resource]; ok {
-		return g
-	}
-	if t.series >= t.opts.MaxReadingSeries {
-		return nil
-	}
-	if byResource == nil {
-		byResource = map[string]prometheus.Gauge{}
-		t.gauges[key] = byResource
-	}
-	g := t.metrics.readingValue.WithLabelValues(t.metrics.pool, key.Namespace, key.Name, resource)
-	byResource[resource] = g
-	t.series++
-	return g
-}
-
-// numeric returns a reading's value as a number, for Bool, integer and
-// float value types.
-func numeric(r dtos.BaseReading) (float64, bool) {
-	switch {
-	case r.ValueType == "Bool":
-		b, err := strconv.ParseBool(r.Value)
-		if err != nil {
-			return 0, false
-		}
-		if b {
-			return 1, true
-		}
-		return 0, true
-	case strings.HasPrefix(r.ValueType, "Int"), strings.HasPrefix(r.ValueType, "Uint"), strings.HasPrefix(r.ValueType, "Float"):
-		if strings.HasSuffix(r.ValueType, "Array") {
-			return 0, false
-		}
-		v, err := strconv.ParseFloat(r.Value, 64)
-		return v, err == nil
-	}
-	return 0, false
-}
-
-// NorthboundEvent is what the bridge re-publishes for each device event,
-// addressed by Kubernetes identity rather than EdgeX names.
-type NorthboundEvent struct {
-	Pool      string              `json:"pool"`
-	Namespace string              `json:"namespace"`
-	Device    string              `json:"device"`
-	EdgeXName string              `json:"edgexName"`
-	Profile   string              `json:"profile"`
-	Source    string              `json:"source"`
-	Origin    time.Time           `json:"origin"`
-	Readings  []NorthboundReading `json:"readings"`
-}
-
-// NorthboundReading is one reading with its value typed as JSON: a boolean,
-// a number, a string, an array or an object. Binary values are not
-// carried; their media type and size are.
-type NorthboundReading struct {
-	Resource  string          `json:"resource"`
-	ValueType string          `json:"valueType"`
-	Value     json.RawMessage `json:"value,omitempty"`
-	Units     string          `json:"units,omitempty"`
-	MediaType string          `json:"mediaType,omitempty"`
-	Size      int             `json:"size,omitempty"`
-}
-
-// NorthboundTopic is where a device's events for one source are published:
-// <prefix>/<pool>/<namespace>/<device>/<source>. Subscribe to
-// <prefix>/<pool>/# for a whole pool, or <prefix>/+/<namespace>/<device>/#
-// for one device.
-func NorthboundTopic(prefix, pool, namespace, device, source string) string {
-	return strings.Join([]string{prefix, pool, namespace, device, source}, "/")
-}
-
-// enqueueNorthbound hands an event to the northbound publisher without
-// ever waiting: it runs on the bus's delivery path. A full queue means the
-// northbound broker is behind; the event is counted as dropped.
-func (t *telemetry) enqueueNorthbound(key types.NamespacedName, ev dtos.Event) {
-	if t.opts.Northbound == nil {
-		return
-	}
-	select {
-	case t.northbound <- northboundItem{key: key, ev: ev}:
-	default:
-		t.counters.northboundDropped.Inc()
-	}
-}
-
-// publishNorthbound re-publishes queued events, one at a time and each
-// within NorthboundTimeout, until ctx ends.
-func (t *telemetry) publishNorthbound(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case item := <-t.northbound:
-			t.publishOne(ctx, item.key, item.ev)
-		}
-	}
-}
-
-func (t *telemetry) publishOne(ctx context.Context, key types.NamespacedName, ev dtos.Event) {
-	out := NorthboundEvent{
-		Pool: t.opts.NodePool, Namespace: key.Namespace, Device: key.Name, EdgeXName: ev.DeviceName,
-		Profile: ev.ProfileName, Source: ev.SourceName, Origin: time.Unix(0, ev.Origin).UTC(),
-	}
-	for _, r := range ev.Readings {
-		nr := NorthboundReading{Resource: r.ResourceName, ValueType: r.ValueType, Units: r.Units}
-		if r.ValueType == "Binary" {
-			nr.MediaType, nr.Size = r.MediaType, len(r.BinaryValue)
-		} else {
-			nr.Value = typedJSON(r)
-		}
-		out.Readings = append(out.Readings, nr)
-	}
-	body, err := json.Marshal(out)
-	if err == nil {
-		ctx, cancel := context.WithTimeout(ctx, t.opts.NorthboundTimeout)
-		err = t.opts.Northbound.Publish(ctx, NorthboundTopic(t.opts.NorthboundPrefix, t.opts.NodePool, key.Namespace, key.Name, ev.SourceName), body)
-		cancel()
-	}
-	if err != nil {
-		t.counters.northboundErrors.Inc()
-		return
-	}
-	t.counters.northboundSent.Inc()
-}
-
-// typedJSON renders a reading's text value as the JSON value it stands for.
-func typedJSON(r dtos.BaseReading) json.RawMessage {
-	if r.ObjectValue != nil {
-		raw, err := json.Marshal(r.ObjectValue)
-		if err == nil {
-			return raw
-		}
-	}
-	switch {
-	case r.ValueType == "Bool":
-		if b, err := strconv.ParseBool(r.Value); err == nil {
-			return json.RawMessage(strconv.FormatBool(b))
-		}
-	case strings.HasSuffix(r.ValueType, "Array"), r.ValueType == "Object":
-		if json.Valid([]byte(r.Value)) {
-			return json.RawMessage(r.Value)
-		}
-	case strings.HasPrefix(r.ValueType, "Int"), strings.HasPrefix(r.ValueType, "Uint"):
-		if _, err := strconv.ParseInt(r.Value, 10, 64); err == nil {
-			return json.RawMessage(r.Value)
-		}
-		if _, err := strconv.ParseUint(r.Value, 10, 64); err == nil {
-			return json.RawMessage(r.Value)
-		}
-	case strings.HasPrefix(r.ValueType, "Float"):
-		if f, err := strconv.ParseFloat(r.Value, 64); err == nil {
-			if raw, err := json.Marshal(f); err == nil {
-				return raw
-			}
-		}
-	}
-	raw, _ := json.Marshal(r.Value)
-	return raw
-}
-
-// requeueIfDesired asks the commander to look at a device whose readings
+// requeueIfDesired asks the command driver to look at a device whose readings
 // could not be written, when one of them is of a property with a desired
 // value: without the write's watch event (reportedDesiredChanged), drift
 // would go unseen until the cloud returns.
@@ -590,6 +399,6 @@ func (t *telemetry) flushSoon() {
 	}
 	t.mu.Unlock()
 	for _, key := range keys {
-		t.queue.Add(key)
+		t.writes.Add(key)
 	}
 }

@@ -205,6 +205,8 @@ func TestMetricsAreExposed(t *testing.T) {
 		fmt.Sprintf(`edgebridge_command_duration_seconds_bucket{pool=%q,transport="rest"`, p.name),
 		fmt.Sprintf(`edgebridge_edgex_requests_total{code="200",method="GET",pool=%q,route="/api/v3/device/all",service="core-metadata"}`, p.name),
 		"edgebridge_decode_errors_total",
+		// Reconciles are controller-runtime's to count, per kind and pool.
+		fmt.Sprintf(`controller_runtime_reconcile_total{controller="device-%s",result="success"}`, p.name),
 	}
 	testenv.Eventually(t, testenv.DefaultTimeout, func(ctx context.Context) error {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)

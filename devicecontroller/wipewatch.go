@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/edgebridge/edgebridge/edgex"
 )
 
 // wipeWatch notices a wiped or replaced EdgeX between resyncs. A wiped
@@ -42,7 +44,8 @@ func (w *wipeWatch) Start(ctx context.Context) error {
 		if down, _ := w.health.Down(); down {
 			continue // the health probe already watches, and resyncs on recovery
 		}
-		probeCtx, cancel := context.WithTimeout(ctx, w.opts.WipeCheckInterval)
+		// A failed probe is simply made again at the kind's next turn.
+		probeCtx, cancel := context.WithTimeout(edgex.WithoutRetries(ctx), w.opts.WipeCheckInterval)
 		drift, certain, err := w.kinds[i].probe(probeCtx)
 		cancel()
 		if err != nil {
@@ -66,27 +69,27 @@ func (w *wipeWatch) Start(ctx context.Context) error {
 }
 
 // probe lists one object of the kind and compares with the view.
-func (s *edgeSync[O, E]) probe(ctx context.Context) (string, bool, error) {
+func (s *edgeQueue[O, E]) probe(ctx context.Context) (string, bool, error) {
 	if !s.view.Complete() {
 		return "", false, nil // the first resync is still to come
 	}
 	page, err := s.kind.firstPage(ctx)
 	if err != nil {
-		return "", false, fmt.Errorf("count %ss in EdgeX: %w", s.kind.Name, err)
+		return "", false, fmt.Errorf("count %ss in EdgeX: %w", s.kind.name(), err)
 	}
 	known := s.view.Len()
 	if page.TotalCount == 0 && known > 0 {
-		return fmt.Sprintf("EdgeX lists no %ss, where it had %d", s.kind.Name, known), true, nil
+		return fmt.Sprintf("EdgeX lists no %ss, where it had %d", s.kind.name(), known), true, nil
 	}
 	if len(page.Items) > 0 {
 		first := page.Items[0]
 		name := s.kind.edgeName(first)
 		if had, ok := s.view.Get(name); ok && s.kind.edgeID(had) != "" && s.kind.edgeID(first) != s.kind.edgeID(had) {
-			return fmt.Sprintf("EdgeX holds %s %q under a new id", s.kind.Name, name), true, nil
+			return fmt.Sprintf("EdgeX holds %s %q under a new id", s.kind.name(), name), true, nil
 		}
 	}
 	if page.TotalCount != known {
-		return fmt.Sprintf("EdgeX holds %d %ss, the bridge knows %d", page.TotalCount, s.kind.Name, known), false, nil
+		return fmt.Sprintf("EdgeX holds %d %ss, the bridge knows %d", page.TotalCount, s.kind.name(), known), false, nil
 	}
 	return "", false, nil
 }

@@ -74,11 +74,25 @@ func newService(name, rawURL string, opts Options) (*service, error) {
 // another host; EdgeX itself never redirects.
 func refuseRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
-// do runs a call, repeating it with backoff while that is safe and the
-// failure may be transient, and stopping as soon as ctx is done.
+// callerRetries marks a context whose caller retries failed calls itself.
+type callerRetries struct{}
+
+// WithoutRetries returns a context under which every call is attempted
+// once, each within Options.Timeout, whatever Options.Retries says: for
+// callers that own retrying, such as a controller's reconcile, which its
+// work queue retries with backoff. Retrying inside such a caller as well
+// would multiply the attempts a struggling EdgeX receives and hold the
+// caller's worker for several timeouts in a row.
+func WithoutRetries(ctx context.Context) context.Context {
+	return context.WithValue(ctx, callerRetries{}, true)
+}
+
+// do runs a call, repeating it with backoff while that is safe, the
+// failure may be transient and the caller does not retry itself, and
+// stopping as soon as ctx is done.
 func (s *service) do(ctx context.Context, c call) error {
 	attempts := 1
-	if c.repeatable {
+	if c.repeatable && ctx.Value(callerRetries{}) == nil {
 		attempts += s.opts.Retries
 	}
 	for i := 0; ; i++ {

@@ -187,6 +187,23 @@ func TestRetrySucceedsAfterATransientFailure(t *testing.T) {
 	}
 }
 
+// A caller that retries itself (a reconcile, retried by its work queue)
+// gets one attempt per call, so a failing EdgeX holds it for one timeout,
+// not one per retry.
+func TestNoRetriesForCallersThatRetry(t *testing.T) {
+	var attempts atomic.Int32
+	srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		attempts.Add(1)
+		answer(w, 503, timeoutPage)
+	})
+	opts := fastOptions(srv.URL, "")
+	opts.Retries = 5
+	_, err := newMetadata(t, opts).Devices.Get(WithoutRetries(context.Background()), "x")
+	if !IsUnavailable(err) || attempts.Load() != 1 {
+		t.Errorf("error %v after %d attempts, want unavailable after 1", err, attempts.Load())
+	}
+}
+
 func TestRetryStopsWhenTheContextEnds(t *testing.T) {
 	srv := serve(t, func(w http.ResponseWriter, r *http.Request) { answer(w, 503, "") })
 	ctx, cancel := context.WithCancel(context.Background())

@@ -56,6 +56,13 @@ const (
 
 	// NodePoolLabel is the label OpenYurt puts on nodes to name their pool.
 	NodePoolLabel = "apps.openyurt.io/nodepool"
+
+	// PoolLabel mirrors spec.nodePool, so that a bridge can select its
+	// pool's objects with a label selector on API servers that cannot
+	// select custom resources by field (Kubernetes before 1.31). The
+	// bridge sets it on what it creates and on every object it finds
+	// without it, and puts it back if someone removes or changes it.
+	PoolLabel = "edgebridge.io/nodepool"
 )
 
 // LegacyFinalizers are the finalizers yurt-iot-dock (v1.4 to v1.7) adds,
@@ -137,9 +144,11 @@ const (
 // Condition keeps upstream's condition shape (type, status,
 // lastTransitionTime, reason, message) and adds observedGeneration.
 type Condition struct {
-	// Type of the condition, such as Synced or PropertiesSynced.
+	// Type of the condition, such as Synced or PropertiesSynced. It is the
+	// key of the conditions list, so it is required.
 	// +kubebuilder:validation:MaxLength=316
-	Type string `json:"type,omitempty"`
+	// +required
+	Type string `json:"type"`
 
 	// Status of the condition, one of True, False, Unknown.
 	// +kubebuilder:validation:Enum="";"True";"False";"Unknown"

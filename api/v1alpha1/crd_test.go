@@ -266,3 +266,49 @@ func spec(u map[string]interface{}) map[string]interface{} {
 func resource(u map[string]interface{}, i int) map[string]interface{} {
 	return spec(u)["deviceResources"].([]interface{})[i].(map[string]interface{})["properties"].(map[string]interface{})
 }
+
+// Conditions are a map keyed by type: two writers applying their own
+// condition with server-side apply both keep it, where an atomic list would
+// let the second apply drop the first writer's entry.
+func TestConditionsMergeUnderServerSideApply(t *testing.T) {
+	ctx := context.Background()
+	ns := kube.Namespace(t)
+	for _, sample := range []string{"device-minimal.yaml", "deviceservice-full.yaml", "deviceprofile-full.yaml"} {
+		t.Run(sample, func(t *testing.T) {
+			u := readSample(t, filepath.Join("testdata/upstream", sample))
+			u.SetNamespace(ns)
+			if err := kube.Client.Create(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+			apply := func(manager, conditionType string) {
+				t.Helper()
+				patch := &unstructured.Unstructured{Object: map[string]interface{}{
+					"apiVersion": u.GetAPIVersion(), "kind": u.GetKind(),
+					"metadata": map[string]interface{}{"name": u.GetName(), "namespace": ns},
+					"status": map[string]interface{}{"conditions": []interface{}{map[string]interface{}{
+						"type": conditionType, "status": "True", "reason": "Applied", "lastTransitionTime": "2026-01-01T00:00:00Z",
+					}}},
+				}}
+				if err := kube.Client.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(patch), client.FieldOwner(manager), client.ForceOwnership); err != nil {
+					t.Fatalf("apply %s's condition: %v", manager, err)
+				}
+			}
+			apply("edgebridge", "Synced")
+			apply("another-controller", "Reachable")
+
+			got := &unstructured.Unstructured{}
+			got.SetGroupVersionKind(u.GroupVersionKind())
+			if err := kube.Client.Get(ctx, client.ObjectKeyFromObject(u), got); err != nil {
+				t.Fatal(err)
+			}
+			conditions, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
+			var types []string
+			for _, c := range conditions {
+				types = append(types, c.(map[string]interface{})["type"].(string))
+			}
+			if !reflect.DeepEqual(types, []string{"Synced", "Reachable"}) {
+				t.Errorf("condition types after two appliers = %v, want [Synced Reachable]", types)
+			}
+		})
+	}
+}

@@ -250,6 +250,10 @@ type DeviceStatus struct {
 	// +optional
 	OperatingState OperatingState `json:"operatingState,omitempty"`
 	// Conditions: Synced, and PropertiesSynced for the commands.
+	// One entry per type, so that server-side apply lets each writer own
+	// its own conditions.
+	// +listType=map
+	// +listMapKey=type
 	// +optional
 	Conditions []Condition `json:"conditions,omitempty"`
 	// ObservedGeneration is the generation the bridge last acted on.

@@ -193,6 +193,16 @@ func (s *DeviceProfileSpec) IsManaged() bool {
 	return s.Managed == nil || *s.Managed
 }
 
+// Resource returns the profile's device resource of that name, or nil.
+func (s *DeviceProfileSpec) Resource(name string) *DeviceResource {
+	for i := range s.DeviceResources {
+		if s.DeviceResources[i].Name == name {
+			return &s.DeviceResources[i]
+		}
+	}
+	return nil
+}
+
 // DeviceProfileStatus is what EdgeX reports of the profile.
 type DeviceProfileStatus struct {
 	// EdgeId is the id EdgeX gave the profile (upstream calls it id).
@@ -203,6 +213,10 @@ type DeviceProfileStatus struct {
 	// +optional
 	Synced bool `json:"synced"`
 	// Conditions, such as Synced.
+	// One entry per type, so that server-side apply lets each writer own
+	// its own conditions.
+	// +listType=map
+	// +listMapKey=type
 	// +optional
 	Conditions []Condition `json:"conditions,omitempty"`
 	// ObservedGeneration is the generation the bridge last acted on.

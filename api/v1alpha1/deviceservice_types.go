@@ -60,6 +60,10 @@ type DeviceServiceStatus struct {
 	// +optional
 	AdminState AdminState `json:"adminState,omitempty"`
 	// Conditions, such as Synced.
+	// One entry per type, so that server-side apply lets each writer own
+	// its own conditions.
+	// +listType=map
+	// +listMapKey=type
 	// +optional
 	Conditions []Condition `json:"conditions,omitempty"`
 	// ObservedGeneration is the generation the bridge last acted on.

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/edgexfoundry/go-mod-core-contracts/v3/dtos"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -38,8 +40,14 @@ import (
 // while the cloud link is down.
 const userAgent = "edgebridge"
 
+// version is the release this binary was built as; `make image` sets it
+// with -ldflags "-X main.version=...". The module's build info cannot say:
+// a binary built inside the repository is always "(devel)".
+var version = "dev"
+
 type flags struct {
 	nodePool, nodeName, namespaces string
+	poolSelection                  string
 	kubeQPS                        float64
 	kubeBurst                      int
 	kubeTimeout                    time.Duration
@@ -73,6 +81,7 @@ func parseFlags() (*flags, *zap.Options) {
 	fs.StringVar(&f.nodePool, "nodepool", "", "node pool this bridge serves; empty means the "+v1alpha1.NodePoolLabel+" label of --node-name")
 	fs.StringVar(&f.nodeName, "node-name", os.Getenv("NODE_NAME"), "node the bridge runs on, to discover its pool; defaults to $NODE_NAME")
 	fs.StringVar(&f.namespaces, "namespaces", cmdline.EnvOr("POD_NAMESPACE", "default"), "comma-separated namespaces to watch; imported objects go to the first; defaults to $POD_NAMESPACE when set")
+	fs.StringVar(&f.poolSelection, "pool-selection", "auto", "how the API server is asked for the pool's objects: field (spec.nodePool, Kubernetes 1.31+), label ("+v1alpha1.PoolLabel+", which the bridge keeps equal to spec.nodePool), or auto (probe the API server at start-up)")
 	fs.Float64Var(&f.kubeQPS, "kube-api-qps", 200, "client-side limit on API server requests per second")
 	fs.IntVar(&f.kubeBurst, "kube-api-burst", 400, "client-side burst of API server requests")
 	fs.DurationVar(&f.kubeTimeout, "kube-api-timeout", devicecontroller.DefaultKubeRequestTimeout, "timeout of one API server request (watches excepted), so that a cloud link that drops packets is noticed")
@@ -167,6 +176,10 @@ func run(ctx context.Context, f *flags) error {
 		return err
 	}
 	scheme := devicecontroller.Scheme()
+	selection, err := poolSelection(ctx, cfg, f.poolSelection, pool, namespaces)
+	if err != nil {
+		return err
+	}
 	leNamespace := f.leaderElectionNamespace
 	if leNamespace == "" && len(namespaces) > 0 {
 		leNamespace = namespaces[0]
@@ -182,7 +195,7 @@ func run(ctx context.Context, f *flags) error {
 	defer bus.Close()
 	mgrOpts := ctrl.Options{
 		Scheme:                 scheme,
-		Cache:                  devicecontroller.CacheOptions(pool, namespaces),
+		Cache:                  devicecontroller.PoolCacheOptions(pool, namespaces, selection),
 		MapperProvider:         devicecontroller.RESTMapper,
 		Metrics:                metricsserver.Options{BindAddress: f.metricsAddr},
 		HealthProbeBindAddress: f.probeAddr,
@@ -193,6 +206,7 @@ func run(ctx context.Context, f *flags) error {
 		// A replica that stops leading exits promptly, so that the new
 		// leader never overlaps with it.
 		LeaderElectionReleaseOnCancel: true,
+		GracefulShutdownTimeout:       ptr.To(devicecontroller.ShutdownGrace),
 	}
 	var lock *devicecontroller.LeaderLock
 	if f.leaderElect {
@@ -225,7 +239,7 @@ func run(ctx context.Context, f *flags) error {
 	}
 
 	opts := devicecontroller.Options{
-		Cloud:    cloud,
+		Cloud: cloud, PoolSelection: selection,
 		NodePool: pool, Namespaces: namespaces, ResyncPeriod: f.resyncPeriod,
 		DeletionGuardFraction: f.guardFraction, DeletionGuardMinimum: f.guardMinimum, Workers: f.workers,
 		StatusInterval: f.statusInterval, ConnectedRefresh: f.connectedRefresh, MaxReadingSeries: f.maxSeries, NorthboundPrefix: f.northboundPrefix,
@@ -245,7 +259,37 @@ func run(ctx context.Context, f *flags) error {
 	}
 	ctrl.Log.Info("starting", "pool", pool, "namespaces", namespaces, "coreMetadata", f.metadataURL,
 		"coreCommand", f.commandURL, "broker", f.broker, "commandTransport", f.transport)
-	return mgr.Start(ctx)
+	return devicecontroller.RunManager(ctx, mgr)
+}
+
+// poolSelection is the --pool-selection flag's choice, or what the API
+// server can do when it says auto.
+func poolSelection(ctx context.Context, cfg *rest.Config, flag, pool string, namespaces []string) (devicecontroller.PoolSelection, error) {
+	log := ctrl.Log.WithName("setup")
+	sel, err := devicecontroller.ParsePoolSelection(flag)
+	if err != nil {
+		return "", fmt.Errorf("--pool-selection: %w", err)
+	}
+	if sel != "" {
+		log.Info("pool selection set by flag", "poolSelection", sel)
+		return sel, nil
+	}
+	if len(namespaces) == 0 {
+		return "", errors.New("--namespaces names no namespace")
+	}
+	c, err := client.New(cfg, client.Options{Scheme: devicecontroller.Scheme()})
+	if err != nil {
+		return "", fmt.Errorf("client to probe the API server: %w", err)
+	}
+	if sel, err = devicecontroller.DetectPoolSelection(ctx, c, pool, namespaces[0], log); err != nil {
+		return "", err
+	}
+	why := "the API server selects these kinds by spec.nodePool"
+	if sel == devicecontroller.SelectByLabel {
+		why = "the API server cannot select these kinds by spec.nodePool (Kubernetes before 1.31, or CRDs without selectableFields); the bridge keeps the " + v1alpha1.PoolLabel + " label equal to spec.nodePool and selects by it"
+	}
+	log.Info("pool selection probed", "poolSelection", sel, "why", why)
+	return sel, nil
 }
 
 // servePprof serves Go's profiler on a listener of its own, apart from the
@@ -308,7 +352,7 @@ func connectEdgeX(ctx context.Context, f *flags, pool string) (devicecontroller.
 	switch f.transport {
 	case "rest":
 	case "mqtt":
-		edge.Commands = messagebus.Commander{Client: bus, RESTURL: cmd.URL}
+		edge.Commands = messagebus.CommandClient{Client: bus, RESTURL: cmd.URL}
 	default:
 		bus.Close()
 		return devicecontroller.EdgeX{}, nil, fmt.Errorf("--command-transport must be rest or mqtt, not %q", f.transport)
@@ -388,9 +432,5 @@ func resolveNodePool(ctx context.Context, cfg *rest.Config, pool, node string) (
 }
 
 func versionString() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "edgebridge (unknown version)"
-	}
-	return fmt.Sprintf("edgebridge %s (%s)", info.Main.Version, info.GoVersion)
+	return fmt.Sprintf("edgebridge %s (%s)", version, runtime.Version())
 }

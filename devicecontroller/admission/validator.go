@@ -7,6 +7,8 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -158,18 +160,43 @@ func (v *Validator) cachedProfiles(ctx context.Context, dev *v1alpha1.Device) ([
 	return list.Items, err
 }
 
-// liveProfiles asks the API server for the pool's profiles (spec.nodePool
-// is a selectable field) and keeps those with the device's profile name.
+// liveProfiles asks the API server for the pool's profiles and keeps those
+// with the device's profile name. It selects by spec.nodePool where the API
+// server can (a selectable field, Kubernetes 1.31 and later); elsewhere by
+// the pool label, plus the profiles not labelled yet, which a profile
+// applied together with its devices may still be.
 func (v *Validator) liveProfiles(ctx context.Context, dev *v1alpha1.Device) ([]v1alpha1.DeviceProfile, error) {
 	ctx, cancel := context.WithTimeout(ctx, liveLookupTimeout)
 	defer cancel()
 	var list v1alpha1.DeviceProfileList
 	err := v.Live.List(ctx, &list, client.InNamespace(dev.Namespace),
 		client.MatchingFields{"spec.nodePool": dev.Spec.NodePool})
+	if apierrors.IsBadRequest(err) {
+		list.Items, err = v.liveProfilesByLabel(ctx, dev)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return slices.DeleteFunc(list.Items, func(p v1alpha1.DeviceProfile) bool {
-		return v1alpha1.EdgeXName(&p) != dev.Spec.Profile
+		return p.Spec.NodePool != dev.Spec.NodePool || v1alpha1.EdgeXName(&p) != dev.Spec.Profile
 	}), nil
+}
+
+func (v *Validator) liveProfilesByLabel(ctx context.Context, dev *v1alpha1.Device) ([]v1alpha1.DeviceProfile, error) {
+	lacking, err := labels.NewRequirement(v1alpha1.PoolLabel, selection.DoesNotExist, nil)
+	if err != nil {
+		return nil, err
+	}
+	var found []v1alpha1.DeviceProfile
+	for _, sel := range []labels.Selector{
+		labels.SelectorFromSet(labels.Set{v1alpha1.PoolLabel: dev.Spec.NodePool}),
+		labels.NewSelector().Add(*lacking),
+	} {
+		var list v1alpha1.DeviceProfileList
+		if err := v.Live.List(ctx, &list, client.InNamespace(dev.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+			return nil, err
+		}
+		found = append(found, list.Items...)
+	}
+	return found, nil
 }

@@ -3,6 +3,7 @@ package admission
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -57,7 +58,7 @@ func checkValues(profile *v1alpha1.DeviceProfile, dev *v1alpha1.Device, names []
 // checkValue says why the profile forbids setting resource name to value,
 // or returns "" when EdgeX would accept it.
 func checkValue(profile *v1alpha1.DeviceProfile, name, value string) string {
-	res := findResource(profile, name)
+	res := profile.Spec.Resource(name)
 	switch {
 	case res == nil:
 		return fmt.Sprintf("device profile %q has no resource %q", v1alpha1.EdgeXName(profile), name)
@@ -72,15 +73,6 @@ func checkValue(profile *v1alpha1.DeviceProfile, name, value string) string {
 	return ""
 }
 
-func findResource(profile *v1alpha1.DeviceProfile, name string) *v1alpha1.DeviceResource {
-	for i := range profile.Spec.DeviceResources {
-		if profile.Spec.DeviceResources[i].Name == name {
-			return &profile.Spec.DeviceResources[i]
-		}
-	}
-	return nil
-}
-
 // checkPutURLs checks each new or changed putURL, and every putURL when
 // the device's EdgeX name changed: it must be a core-command URL of this
 // device's own EdgeX name and of the property's own resource. Anything else
@@ -92,7 +84,7 @@ func checkPutURLs(old, dev *v1alpha1.Device) (field.ErrorList, []string) {
 	var errs field.ErrorList
 	var warnings []string
 	renamed := old != nil && v1alpha1.EdgeXName(old) != v1alpha1.EdgeXName(dev)
-	for _, name := range sortedKeys(dev.Spec.DeviceProperties) {
+	for _, name := range slices.Sorted(maps.Keys(dev.Spec.DeviceProperties)) {
 		putURL := dev.Spec.DeviceProperties[name].PutURL
 		if putURL == "" || (old != nil && !renamed && old.Spec.DeviceProperties[name].PutURL == putURL) {
 			continue
@@ -114,13 +106,4 @@ func checkPutURLs(old, dev *v1alpha1.Device) (field.ErrorList, []string) {
 			path, dev.Spec.NodePool))
 	}
 	return errs, warnings
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -126,6 +126,17 @@ func ResourcePropertiesToEdgeX(p v1alpha1.ResourceProperties) (dtos.ResourceProp
 	return out, nil
 }
 
+// Resource returns an EdgeX profile's device resource of that name: what
+// the profile says of a property a command sets. Its API form is
+// v1alpha1.DeviceProfileSpec.Resource.
+func Resource(p dtos.DeviceProfile, name string) (dtos.DeviceResource, bool) {
+	i := slices.IndexFunc(p.DeviceResources, func(r dtos.DeviceResource) bool { return r.Name == name })
+	if i < 0 {
+		return dtos.DeviceResource{}, false
+	}
+	return p.DeviceResources[i], true
+}
+
 // ResourcePropertiesFromEdgeX converts EdgeX's resource properties into the
 // CRD's, writing numbers as EdgeX's JSON shows them.
 func ResourcePropertiesFromEdgeX(p dtos.ResourceProperties) v1alpha1.ResourceProperties {

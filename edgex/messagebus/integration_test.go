@@ -397,10 +397,10 @@ func TestCommandsOverMQTT(t *testing.T) {
 	mustNot(t, bus.SubscribeEvents(func(_ string, ev dtos.Event) { events.add(ev) }, nil))
 	startBus(t, bus)
 	writes := recordWrites(t, s.sim)
-	commander := messagebus.Commander{Client: bus, RESTURL: s.cmd.URL}
+	commander := messagebus.CommandClient{Client: bus, RESTURL: s.cmd.URL}
 	ctx := testContext(t)
 
-	t.Run("set through the Commander", func(t *testing.T) {
+	t.Run("set through the CommandClient", func(t *testing.T) {
 		mustNot(t, commander.Write(ctx, gpioBoard, "pin_17", map[string]string{"pin_17": "true"}))
 		if v, _ := s.sim.Value(gpioBoard, "pin_17"); v != "true" {
 			t.Errorf("pin_17 is %q", v)
@@ -410,7 +410,7 @@ func TestCommandsOverMQTT(t *testing.T) {
 			t.Errorf("accepted write %+v, want pin_17 = true via mqtt", w)
 		}
 		if got := commander.URL(gpioBoard, "pin_17"); got != s.cmd.URL(gpioBoard, "pin_17") {
-			t.Errorf("Commander shows %s", got)
+			t.Errorf("CommandClient shows %s", got)
 		}
 	})
 	t.Run("get what was set", func(t *testing.T) {
@@ -602,7 +602,7 @@ func TestReconnectAfterBrokerRestart(t *testing.T) {
 	if resp.Event == nil || resp.Event.Readings[0].Value != "false" {
 		t.Errorf("get after the restart answered %+v", resp.Event)
 	}
-	commander := messagebus.Commander{Client: bus}
+	commander := messagebus.CommandClient{Client: bus}
 	mustNot(t, commander.Write(ctx, gpioBoard, "pin_18", map[string]string{"pin_18": "true"}))
 	if v, _ := s.sim.Value(gpioBoard, "pin_18"); v != "true" {
 		t.Errorf("pin_18 is %q after a set over the reconnected bus", v)
@@ -628,7 +628,7 @@ func TestPingCoreCommandOverMQTT(t *testing.T) {
 	s := startStack(t)
 	bus := s.newBus(t, nil)
 	startBus(t, bus)
-	commander := messagebus.Commander{Client: bus}
+	commander := messagebus.CommandClient{Client: bus}
 	ctx := testContext(t)
 
 	mustNot(t, commander.Ping(ctx))

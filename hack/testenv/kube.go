@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -275,4 +276,26 @@ func (k *Kube) DeviceEditor(t testing.TB, user, ns string) client.Client {
 		return c.List(ctx, &v1alpha1.DeviceList{}, client.InNamespace(ns))
 	})
 	return c
+}
+
+// ServerMinor is the running API server's Kubernetes minor version, for
+// tests whose expectations differ between the versions the project
+// supports (see `make test-compat`).
+func (k *Kube) ServerMinor(t testing.TB) int {
+	t.Helper()
+	cfg := rest.CopyConfig(k.Config)
+	cfg.Timeout = 30 * time.Second
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := dc.ServerVersion()
+	if err != nil {
+		t.Fatalf("read the API server's version: %v", err)
+	}
+	minor, err := strconv.Atoi(strings.TrimRight(v.Minor, "+"))
+	if err != nil {
+		t.Fatalf("API server minor version %q: %v", v.Minor, err)
+	}
+	return minor
 }

@@ -18,8 +18,19 @@ func RepoRoot() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-// KubeAPIServerPath is bin/kube-apiserver, built by `make test-deps`.
+// KubeAPIServerEnv names another kube-apiserver binary for the tests to
+// run against: `make test-compat` sets it to the oldest supported version's.
+const KubeAPIServerEnv = "EDGEBRIDGE_KUBE_APISERVER"
+
+// KubeAPIServerPath is $EDGEBRIDGE_KUBE_APISERVER when set, else
+// bin/kube-apiserver, built by `make test-deps`.
 func KubeAPIServerPath() (string, error) {
+	if p := os.Getenv(KubeAPIServerEnv); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("%s names no kube-apiserver (`make test-compat` builds the one it names): %w", KubeAPIServerEnv, err)
+		}
+		return p, nil
+	}
 	p := filepath.Join(RepoRoot(), "bin", "kube-apiserver")
 	if _, err := os.Stat(p); err != nil {
 		return "", fmt.Errorf("kube-apiserver not built at %s (run `make test-deps`, or `make test` which does it): %w", p, err)
