@@ -103,7 +103,10 @@ bench: test-deps bench-bins
 bench-small: test-deps bench-bins
 	BENCH_DEVICES=$${BENCH_DEVICES:-1000} $(BIN)/bench -small $(BENCH_FLAGS)
 
+# The chaos tests also run the bridge behind a real YurtHub, built once from
+# the OpenYurt release pinned in hack/openyurt.version.
 chaos: test-deps
+	hack/build-yurthub.sh
 	$(GO) test -timeout 60m -tags chaos -run Chaos -v ./devicecontroller/...
 
 clean:

@@ -25,6 +25,16 @@ import (
 // says reachable. Reads do not count as proof, because behind YurtHub they
 // are answered from the node's cache while the cloud is away.
 //
+// Behind YurtHub, writes are answered from the node too once YurtHub has
+// found the cloud unhealthy: a create gets 201 with the request's own body,
+// an update or patch 200 with the cached object, a delete 403, a request it
+// cannot serve 400. None of that reached the API server. Every
+// kube-apiserver sets an Audit-Id header on every response (its
+// audit-init filter runs whether or not auditing is on), and proxies pass
+// it on; so a write answered without one, or an error answered without
+// one, is read as no answer: the cloud is unreachable, and the caller gets
+// an error instead of a success that did not happen.
+//
 // While the cloud is unreachable the bridge keeps working from its caches,
 // holds status writes (they coalesce in memory and land on recovery), and
 // /readyz and edgebridge_cloud_reachable say so. It never stops a process.
@@ -50,6 +60,12 @@ type Cloud struct {
 	// has nothing to write.
 	probe func(context.Context) error
 	wake  chan struct{}
+	// proxied is set once a proxy in front of the API server has answered
+	// a request itself: reads may then be answered from its cache.
+	proxied bool
+	// probing is set once Start runs: only then can a held read be let go
+	// by a probe that finds the cloud back.
+	probing bool
 }
 
 var (
@@ -165,6 +181,9 @@ func (c *Cloud) NeedLeaderElection() bool { return false }
 // Start probes while the cloud is away, every two to fifteen seconds, until
 // ctx ends. It is a manager runnable.
 func (c *Cloud) Start(ctx context.Context) error {
+	c.mu.Lock()
+	c.probing = true
+	c.mu.Unlock()
 	down := func() bool { d, _, _ := c.Down(); return d && c.probe != nil }
 	// The transport records each probe's outcome.
 	probeWhileDown(ctx, c.wake, down, 2*time.Second, 15*time.Second, 10*time.Second, func(ctx context.Context) {
@@ -189,6 +208,27 @@ func noAnswer(err error) bool {
 
 func unavailableStatus(code int) bool {
 	return code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout
+}
+
+// auditIDHeader is set by every kube-apiserver on every response.
+const auditIDHeader = "Audit-Id"
+
+// errNotFromCloud is what a caller gets for a write (or an error) that a
+// proxy answered in the API server's place.
+var errNotFromCloud = errors.New("answered by a proxy in front of the API server (YurtHub's local cache?), not by the API server")
+
+// answeredLocally reports whether a proxy, not the API server, answered:
+// a write, or an error, without the API server's Audit-Id. A read the
+// proxy serves from its cache is an answer the bridge wants, and passes.
+func answeredLocally(req *http.Request, resp *http.Response) bool {
+	if resp.Header.Get(auditIDHeader) != "" {
+		return false
+	}
+	write := req.Method != http.MethodGet && req.Method != http.MethodHead
+	// 429 asks the client to come again (YurtHub refuses a watch that
+	// streams the initial list so, and the informer lists instead); it
+	// says nothing of the cloud.
+	return write || (resp.StatusCode >= http.StatusBadRequest && resp.StatusCode != http.StatusTooManyRequests)
 }
 
 // cloudTransport observes every request to the API server.
@@ -220,6 +260,16 @@ func (t *cloudTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	case unavailableStatus(resp.StatusCode):
 		t.cloud.failed(fmt.Errorf("%s %s: %s", req.Method, req.URL.Path, resp.Status))
+	case answeredLocally(req, resp):
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		_ = resp.Body.Close()
+		cancel()
+		err := fmt.Errorf("%s %s: %s: %w", req.Method, req.URL.Path, resp.Status, errNotFromCloud)
+		t.cloud.mu.Lock()
+		t.cloud.proxied = true
+		t.cloud.mu.Unlock()
+		t.cloud.failed(err)
+		return nil, err
 	case req.Method != http.MethodGet && req.Method != http.MethodHead:
 		t.cloud.answered()
 	}
@@ -232,7 +282,12 @@ func (t *cloudTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // cloud answers. Failing it instead would only grow the informer's backoff
 // (up to a minute) and leave the cache, and so every object's next
 // reconcile, that much behind after the outage. Writes, and reads with a
-// deadline (the lease), go out and say whether the cloud is back.
+// deadline (the lease), go out and say whether the cloud is back. Behind a
+// proxy that answers for the cloud (YurtHub), nothing waits: its cache
+// answers lists at once, which is how a bridge restarted during an outage
+// fills its caches, and holds watches open until the cloud returns. Nor
+// does anything wait before the probe runs: the manager starts it only once
+// the caches have synced, so a read held before would never be let go.
 func (c *Cloud) holdRead(req *http.Request) error {
 	if req.Method != http.MethodGet {
 		return nil
@@ -243,8 +298,9 @@ func (c *Cloud) holdRead(req *http.Request) error {
 	c.mu.Lock()
 	back := c.back
 	down := c.down
+	proxied, probing := c.proxied, c.probe != nil && c.probing
 	c.mu.Unlock()
-	if !down {
+	if !down || proxied || !probing {
 		return nil
 	}
 	select {

@@ -261,6 +261,7 @@ func (p *pool) launchBridge() *replica {
 	mgrOpts := ctrl.Options{
 		Scheme:                 devicecontroller.Scheme(),
 		Cache:                  devicecontroller.PoolCacheOptions(p.name, p.opts.Namespaces, sel),
+		MapperProvider:         devicecontroller.RESTMapper,
 		Metrics:                metricsserver.Options{BindAddress: orDefault(p.metricsAddr, "0")},
 		HealthProbeBindAddress: "0",
 		Controller:             config.Controller{SkipNameValidation: ptr(true)},

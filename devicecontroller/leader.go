@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -39,11 +41,20 @@ import (
 //     cloud but not from the pool therefore keeps the pool, and the standby
 //     does not start a second one; a standby that cannot hear the pool does
 //     not take over.
+//   - While the cloud does not answer, a replica that finds the pool silent
+//     in the same way (its own beacons for a whole lease duration, no other
+//     replica's leading beacon) takes the lead through the pool. This is
+//     how a bridge restarted during an outage (a pod crash, a node reboot)
+//     leads again: behind YurtHub its caches fill from the node's cache,
+//     but the lease can be neither read nor written until the cloud
+//     returns.
 //
 // The cloud Lease stays the authority whenever it answers: a record held by
 // another replica is obeyed at once, and a renewal made after an outage is
 // an optimistic-concurrency update that fails if anyone wrote the lease
-// meanwhile.
+// meanwhile. A lead taken through the pool is confirmed against the cloud
+// when it answers again: if another replica renewed the cloud lease after
+// the pool lead began, that replica wins and this one gives the lead up.
 
 // LeaderElection configures the pool's lease. Zero durations take the
 // defaults below, which are controller-runtime's.
@@ -116,6 +127,12 @@ type LeaderLock struct {
 	known *resourcelock.LeaderElectionRecord
 	// renewed is when this replica last renewed its lease, either way.
 	renewed time.Time
+	// read says the inner lock holds the lease as the cloud last gave it;
+	// it cannot update the lease before.
+	read bool
+	// poolSince is when this replica took the lead through the pool, until
+	// the cloud confirms it.
+	poolSince time.Time
 }
 
 var _ resourcelock.Interface = (*LeaderLock)(nil)
@@ -154,9 +171,18 @@ func (l *LeaderLock) Get(ctx context.Context) (*resourcelock.LeaderElectionRecor
 	rec, raw, err := l.inner.Get(callCtx)
 	if err == nil {
 		l.remember(rec, false)
+		l.mu.Lock()
+		l.read = true
+		l.mu.Unlock()
 		return rec, raw, nil
 	}
-	if held, ok := l.heldThroughPool(err); ok {
+	held, ok := l.heldThroughPool(err)
+	if !ok && l.poolConsents(err) {
+		// Vacant, as far as the pool can tell: client-go then goes on to
+		// Update, which takes the lead through the pool.
+		held, ok = &resourcelock.LeaderElectionRecord{}, true
+	}
+	if ok {
 		raw, jerr := json.Marshal(held)
 		if jerr != nil {
 			return nil, nil, jerr
@@ -174,6 +200,9 @@ func (l *LeaderLock) Create(ctx context.Context, rec resourcelock.LeaderElection
 		return err
 	}
 	l.remember(&rec, true)
+	l.mu.Lock()
+	l.read = true
+	l.mu.Unlock()
 	return nil
 }
 
@@ -199,9 +228,15 @@ func (l *LeaderLock) Update(ctx context.Context, rec resourcelock.LeaderElection
 	}
 	callCtx, cancel := context.WithTimeout(ctx, l.callTimeout())
 	defer cancel()
-	err := l.inner.Update(callCtx, rec)
+	err := l.confirmPoolLead(callCtx)
+	if err == nil {
+		err = l.inner.Update(callCtx, rec)
+	}
 	if err == nil {
 		l.remember(&rec, mine)
+		l.mu.Lock()
+		l.poolSince = time.Time{}
+		l.mu.Unlock()
 		return nil
 	}
 	if mine && !takeover {
@@ -210,7 +245,55 @@ func (l *LeaderLock) Update(ctx context.Context, rec resourcelock.LeaderElection
 			return nil
 		}
 	}
+	if mine && l.poolConsents(err) {
+		l.remember(&rec, true)
+		l.mu.Lock()
+		if l.poolSince.IsZero() {
+			l.poolSince = time.Now()
+		}
+		l.mu.Unlock()
+		return nil
+	}
 	return err
+}
+
+// confirmPoolLead reads the lease before this replica writes it for the
+// first time after leading through the pool (or at all, for a replica
+// started while the cloud was away): the inner lock can only update the
+// lease it read, and a lease renewed by another replica since the pool lead
+// began means that replica led in the cloud meanwhile, and wins.
+func (l *LeaderLock) confirmPoolLead(ctx context.Context) error {
+	l.mu.Lock()
+	read, since := l.read, l.poolSince
+	l.mu.Unlock()
+	if read && since.IsZero() {
+		return nil
+	}
+	rec, _, err := l.inner.Get(ctx)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.read = true
+	l.mu.Unlock()
+	if rec.HolderIdentity != "" && rec.HolderIdentity != l.opts.Identity && !since.IsZero() && !rec.RenewTime.Time.Before(since) {
+		l.remember(rec, false)
+		l.mu.Lock()
+		l.poolSince = time.Time{}
+		l.mu.Unlock()
+		// A conflict, not a plain error: a plain error reads as no answer.
+		return apierrors.NewConflict(schema.GroupResource{Group: "coordination.k8s.io", Resource: "leases"}, l.opts.Name,
+			fmt.Errorf("replica %s renewed the lease in the cloud at %s, after this replica took the lead through the pool at %s",
+				rec.HolderIdentity, rec.RenewTime.UTC().Format(time.RFC3339), since.UTC().Format(time.RFC3339)))
+	}
+	return nil
+}
+
+// poolConsents reports whether err says the cloud did not answer and the
+// pool proves that no other replica leads: this replica has heard its own
+// beacons for a whole lease duration and no leading beacon but its own.
+func (l *LeaderLock) poolConsents(err error) bool {
+	return noAnswer(err) && l.beacon != nil && l.beacon.refusal(l.opts.LeaseDuration, true) == nil
 }
 
 // heldThroughPool returns the record this replica holds when err says the

@@ -196,6 +196,7 @@ func run(ctx context.Context, f *flags) error {
 	mgrOpts := ctrl.Options{
 		Scheme:                 scheme,
 		Cache:                  devicecontroller.PoolCacheOptions(pool, namespaces, selection),
+		MapperProvider:         devicecontroller.RESTMapper,
 		Metrics:                metricsserver.Options{BindAddress: f.metricsAddr},
 		HealthProbeBindAddress: f.probeAddr,
 		LeaderElection:         f.leaderElect,
