@@ -234,11 +234,13 @@ func (t *telemetry) flush(ctx context.Context, key types.NamespacedName) {
 		body, err = json.Marshal(map[string]any{"status": map[string]any{
 			"deviceProperties": patch, "lastReported": newest, "lastConnected": newest,
 		}})
-	case t.connectedStale(dev, latest):
-		// Same values again: only say that the device is still there.
-		body, err = json.Marshal(map[string]any{"status": map[string]any{"lastConnected": newestReading(latest)}})
 	default:
-		return
+		seen := newestReading(latest)
+		if !t.connectedStale(dev, seen) {
+			return
+		}
+		// Same values again: only say that the device is still there.
+		body, err = json.Marshal(map[string]any{"status": map[string]any{"lastConnected": seen}})
 	}
 	if down, _, _ := t.cloud.Down(); down {
 		// The write waits for the cloud, coalescing with later readings;
@@ -261,14 +263,14 @@ func (t *telemetry) flush(ctx context.Context, key types.NamespacedName) {
 	t.counters.statusWrites.Inc()
 }
 
-// connectedStale reports whether readings that change nothing should
-// still refresh the device's lastConnected, which is then older than
-// ConnectedRefresh.
-func (t *telemetry) connectedStale(dev *v1alpha1.Device, latest map[string]reading) bool {
+// connectedStale reports whether readings that change nothing, the newest
+// taken at seen (ms), should still refresh the device's lastConnected,
+// which is then older than ConnectedRefresh.
+func (t *telemetry) connectedStale(dev *v1alpha1.Device, seen int64) bool {
 	if t.opts.ConnectedRefresh < 0 {
 		return false
 	}
-	return newestReading(latest)-dev.Status.LastConnected >= t.opts.ConnectedRefresh.Milliseconds()
+	return seen-dev.Status.LastConnected >= t.opts.ConnectedRefresh.Milliseconds()
 }
 
 // newestReading is the time (ms) of the newest of the readings.
