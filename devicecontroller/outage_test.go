@@ -232,11 +232,18 @@ func startOutageRig(t *testing.T, prepare func(*pool)) *outageRig {
 	}
 	rig.replicas = launched
 
+	listenNorthbound(t, ctx, rig)
+	return rig
+}
+
+// listenNorthbound records the latest value of each reading the bridge
+// forwards northbound.
+func listenNorthbound(t *testing.T, ctx context.Context, rig *outageRig) {
 	listener, err := messagebus.New(messagebus.Options{BrokerURL: mqtt.URL()})
 	must(t, err)
 	must(t, listener.Start(ctx))
 	t.Cleanup(listener.Close)
-	must(t, listener.Subscribe("north/"+p.name+"/#", func(_ string, payload []byte) {
+	must(t, listener.Subscribe("north/"+rig.pool.name+"/#", func(_ string, payload []byte) {
 		var ev devicecontroller.NorthboundEvent
 		if json.Unmarshal(payload, &ev) != nil {
 			return
@@ -248,7 +255,6 @@ func startOutageRig(t *testing.T, prepare func(*pool)) *outageRig {
 		}
 	}))
 	must(t, listener.WaitConnected(ctx))
-	return rig
 }
 
 func (rig *outageRig) waitForLeader() (leader, standby *outageReplica) {

@@ -4,7 +4,6 @@ package devicecontroller_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -216,27 +215,6 @@ func TestChaosBridgeRestartedBehindYurtHubDuringAnOutage(t *testing.T) {
 	if len(after) != len(before) {
 		t.Errorf("%d Devices before the outage, %d after", len(before), len(after))
 	}
-}
-
-// listenNorthbound records the latest value of each reading the bridge
-// forwards northbound.
-func listenNorthbound(t *testing.T, ctx context.Context, rig *outageRig) {
-	listener, err := messagebus.New(messagebus.Options{BrokerURL: mqtt.URL()})
-	must(t, err)
-	must(t, listener.Start(ctx))
-	t.Cleanup(listener.Close)
-	must(t, listener.Subscribe("north/"+rig.pool.name+"/#", func(_ string, payload []byte) {
-		var ev devicecontroller.NorthboundEvent
-		if json.Unmarshal(payload, &ev) != nil {
-			return
-		}
-		rig.mu.Lock()
-		defer rig.mu.Unlock()
-		for _, r := range ev.Readings {
-			rig.northbound[ev.EdgeXName+"/"+r.Resource] = string(r.Value)
-		}
-	}))
-	must(t, listener.WaitConnected(ctx))
 }
 
 func deviceNames(t *testing.T, p *pool) map[string]bool {
