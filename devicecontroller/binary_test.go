@@ -1,7 +1,6 @@
 package devicecontroller_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -259,7 +258,7 @@ func countObjects(t *testing.T, p *pool) int {
 type bridgeProcess struct {
 	started time.Time
 	cmd     *exec.Cmd
-	out     *lockedBuffer
+	out     *testenv.SyncBuffer
 	once    sync.Once
 }
 
@@ -281,7 +280,7 @@ func startBinary(t *testing.T, p *pool, extra ...string) *bridgeProcess {
 		"--zap-encoder=json",
 	}, verboseLogs()...)
 	args = append(args, extra...)
-	bp := &bridgeProcess{cmd: exec.Command(bridgeBinary(t), args...), out: &lockedBuffer{}}
+	bp := &bridgeProcess{cmd: exec.Command(bridgeBinary(t), args...), out: &testenv.SyncBuffer{}}
 	bp.cmd.Stdout, bp.cmd.Stderr = bp.out, bp.out
 	if err := bp.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -340,23 +339,6 @@ func sanitizeFileName(s string) string {
 		}
 		return r
 	}, s)
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func tail(s string, n int) string {

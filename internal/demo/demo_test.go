@@ -1,7 +1,6 @@
 package demo
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -181,7 +179,7 @@ func TestDemoStopsEverythingWhenItsOutputIsClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &demo{out: &syncBuffer{}, exited: make(chan struct{})}
+	d := &demo{out: &testenv.SyncBuffer{}, exited: make(chan struct{})}
 	d.cmd = exec.Command(filepath.Join(bin, "demo"), "--dir", filepath.Join(dir, "demo"), "--ready-file", readyFile, "--admission=false")
 	d.cmd.Stdout, d.cmd.Stderr = demoOut, demoOut
 	if err := d.cmd.Start(); err != nil {
@@ -251,14 +249,14 @@ func buildBinaries(t *testing.T) string {
 // demo is the running demo process.
 type demo struct {
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *testenv.SyncBuffer
 	exited chan struct{}
 	err    error
 }
 
 func startDemo(t *testing.T, bin string, args ...string) *demo {
 	t.Helper()
-	d := &demo{out: &syncBuffer{}, exited: make(chan struct{})}
+	d := &demo{out: &testenv.SyncBuffer{}, exited: make(chan struct{})}
 	d.cmd = exec.Command(filepath.Join(bin, "demo"), args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {
@@ -465,22 +463,4 @@ func subscribeOnce(t *testing.T, brokerURL, topic string) string {
 	}
 	got, _, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
 	return got
-}
-
-// syncBuffer collects the demo's output from its writer goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
