@@ -277,6 +277,9 @@ var bridgePodChecks = []struct {
 	{"watches its own namespace", func(p corev1.PodTemplateSpec) error {
 		return envFromField(p, "POD_NAMESPACE", "metadata.namespace")
 	}},
+	{"names its pod in its leader beacon, so that a restart in place may lead during a cloud outage", func(p corev1.PodTemplateSpec) error {
+		return envFromField(p, "POD_NAME", "metadata.name")
+	}},
 	{"is told where EdgeX is", func(p corev1.PodTemplateSpec) error {
 		for _, f := range []string{"core-metadata-url", "core-command-url", "mqtt-broker"} {
 			if arg, ok := flagArg(p, f); !ok || arg == "--"+f+"=" {

@@ -274,6 +274,36 @@ func TestSubscribe(t *testing.T) {
 	}
 }
 
+// A retained message reaches a client that subscribes after it was sent;
+// a plain one does not, and does not replace the retained one.
+func TestPublishRetainedReachesLaterSubscribers(t *testing.T) {
+	b := broker.Start(t, broker.Options{})
+	ctx := context.Background()
+	sender := newClient(t, fastOptions(b.URL()))
+	startClient(t, sender)
+	must(t, sender.PublishRetained(ctx, "app/last-word", []byte("kept")))
+	must(t, sender.Publish(ctx, "app/last-word", []byte("passing")))
+	must(t, sender.Publish(ctx, "app/plain", []byte("gone")))
+	// The sender hears its own retained message back once the broker has
+	// stored it, so that the late subscriber below cannot race the store.
+	stored := make(chan string, 10)
+	must(t, sender.Subscribe("app/last-word", func(_ string, p []byte) { stored <- string(p) }))
+	receive(t, stored, 1, "the retained message, by its sender")
+
+	late := newClient(t, fastOptions(b.URL()))
+	got := make(chan string, 10)
+	must(t, late.Subscribe("app/#", func(topic string, p []byte) { got <- topic + "=" + string(p) }))
+	startClient(t, late)
+	if msg := receive(t, got, 1, "retained messages for a later subscriber")[0]; msg != "app/last-word=kept" {
+		t.Errorf("a later subscriber got %q, want the retained app/last-word=kept", msg)
+	}
+	select {
+	case msg := <-got:
+		t.Errorf("a later subscriber also got %q, which was not retained", msg)
+	default:
+	}
+}
+
 // When the broker restarts (losing every subscription), the client notices,
 // reconnects with backoff, places its subscriptions again, and events and
 // command responses flow again.

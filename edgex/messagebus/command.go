@@ -29,6 +29,17 @@ type CommandResponse struct {
 // Publish sends payload on topic (QoS 0, not retained) and waits, within
 // ctx and CommandTimeout, until it was handed to the network.
 func (c *Client) Publish(ctx context.Context, topic string, payload []byte) error {
+	return c.publishChecked(ctx, topic, payload, false)
+}
+
+// PublishRetained is Publish with the broker keeping the message as the
+// topic's last word, which it hands to every later subscriber, until a
+// newer retained message replaces it.
+func (c *Client) PublishRetained(ctx context.Context, topic string, payload []byte) error {
+	return c.publishChecked(ctx, topic, payload, true)
+}
+
+func (c *Client) publishChecked(ctx context.Context, topic string, payload []byte, retained bool) error {
 	op := "publish to " + topic
 	if err := checkTopic(topic); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
@@ -38,13 +49,17 @@ func (c *Client) Publish(ctx context.Context, topic string, payload []byte) erro
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
 	defer cancel()
-	if err := c.publish(ctx, topic, payload); err != nil {
+	if err := c.publishMessage(ctx, topic, payload, retained); err != nil {
 		return &edgex.Error{Kind: edgex.KindUnavailable, Op: op, Err: err}
 	}
 	return nil
 }
 
 func (c *Client) publish(ctx context.Context, topic string, payload []byte) error {
+	return c.publishMessage(ctx, topic, payload, false)
+}
+
+func (c *Client) publishMessage(ctx context.Context, topic string, payload []byte, retained bool) error {
 	if c.life.Err() != nil {
 		return ErrClosed
 	}
@@ -53,7 +68,7 @@ func (c *Client) publish(ctx context.Context, topic string, payload []byte) erro
 	if !c.Connected() {
 		return ErrNotConnected
 	}
-	tok := c.mqtt.Publish(topic, 0, false, payload)
+	tok := c.mqtt.Publish(topic, 0, retained, payload)
 	select {
 	case <-tok.Done():
 		return tok.Error()
