@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // Leader election that rides out a cloud outage.
@@ -43,11 +44,20 @@ import (
 //     not take over.
 //   - While the cloud does not answer, a replica that finds the pool silent
 //     in the same way (its own beacons for a whole lease duration, no other
-//     replica's leading beacon) takes the lead through the pool. This is
-//     how a bridge restarted during an outage (a pod crash, a node reboot)
-//     leads again: behind YurtHub its caches fill from the node's cache,
-//     but the lease can be neither read nor written until the cloud
-//     returns.
+//     replica's leading beacon) takes the lead through the pool, but only
+//     if the last leader it knows of ran in its own pod, or none is known.
+//     This is how a bridge restarted during an outage (a pod crash, a node
+//     reboot) leads again: behind YurtHub its caches fill from the node's
+//     cache, but the lease can be neither read nor written until the cloud
+//     returns. During an outage pods are restarted in place, never made
+//     anew (only the cloud could), so the pod's name is the same.
+//   - Why only then: a silent pool does not prove that the last leader
+//     stopped. It may have lost the broker and still lead through the
+//     cloud, which this replica cannot see. Its leading beacons are
+//     retained by the broker, so that even a replica started after it
+//     went silent knows who led last. A leader in another pod is waited
+//     for until the cloud answers; one in the same pod is this replica's
+//     own predecessor, which cannot be running beside it.
 //
 // The cloud Lease stays the authority whenever it answers: a record held by
 // another replica is obeyed at once, and a renewal made after an outage is
@@ -60,7 +70,11 @@ import (
 // defaults below, which are controller-runtime's.
 type LeaderElection struct {
 	Namespace, Name string
-	// Identity names this replica; default <hostname>_<uuid>.
+	// Seat names where this replica runs: its pod, which keeps its name
+	// when the container is restarted. Default: $POD_NAME, else the
+	// hostname when Identity is unset, else Identity.
+	Seat string
+	// Identity names this replica; default <seat>_<uuid>.
 	Identity                                  string
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 	// Beacon is the pool's path between replicas; nil falls back to plain
@@ -81,6 +95,9 @@ func BeaconTopic(busPrefix, pool string) string {
 // (messagebus.Client implements it).
 type BeaconBus interface {
 	Publish(ctx context.Context, topic string, payload []byte) error
+	// PublishRetained is Publish with the broker keeping the message for
+	// later subscribers.
+	PublishRetained(ctx context.Context, topic string, payload []byte) error
 	Subscribe(filter string, handler func(topic string, payload []byte)) error
 }
 
@@ -102,9 +119,17 @@ func (o LeaderElection) withDefaults() LeaderElection {
 	if o.RetryPeriod == 0 {
 		o.RetryPeriod = DefaultRetryPeriod
 	}
+	if o.Seat == "" {
+		o.Seat = os.Getenv("POD_NAME")
+	}
+	if o.Seat == "" && o.Identity != "" {
+		o.Seat = o.Identity
+	}
+	if o.Seat == "" {
+		o.Seat, _ = os.Hostname()
+	}
 	if o.Identity == "" {
-		host, _ := os.Hostname()
-		o.Identity = host + "_" + string(uuid.NewUUID())
+		o.Identity = o.Seat + "_" + string(uuid.NewUUID())
 	}
 	if o.Topic == "" {
 		o.Topic = "edgebridge/leader/" + o.Name
@@ -133,6 +158,9 @@ type LeaderLock struct {
 	// poolSince is when this replica took the lead through the pool, until
 	// the cloud confirms it.
 	poolSince time.Time
+	// lastRefusal is the last reason logged for not leading through the
+	// pool.
+	lastRefusal string
 }
 
 var _ resourcelock.Interface = (*LeaderLock)(nil)
@@ -152,8 +180,8 @@ func NewLeaderLock(cfg *rest.Config, cloud *Cloud, opts LeaderElection) (*Leader
 	}
 	l := &LeaderLock{inner: inner, cloud: cloud, opts: opts}
 	if opts.Beacon != nil {
-		l.beacon = &beacon{bus: opts.Beacon, topic: opts.Topic, identity: opts.Identity, interval: opts.RetryPeriod,
-			leading: l.leading, others: map[string]time.Time{}}
+		l.beacon = &beacon{bus: opts.Beacon, topic: opts.Topic, identity: opts.Identity, seat: opts.Seat,
+			interval: opts.RetryPeriod, leading: l.leading, others: map[string]time.Time{}, seats: map[string]string{}}
 	}
 	return l, nil
 }
@@ -290,10 +318,53 @@ func (l *LeaderLock) confirmPoolLead(ctx context.Context) error {
 }
 
 // poolConsents reports whether err says the cloud did not answer and the
-// pool proves that no other replica leads: this replica has heard its own
-// beacons for a whole lease duration and no leading beacon but its own.
+// pool lets this replica lead (see PoolLeadRefusal).
 func (l *LeaderLock) poolConsents(err error) bool {
-	return noAnswer(err) && l.beacon != nil && l.beacon.refusal(l.opts.LeaseDuration, true) == nil
+	if !noAnswer(err) || l.beacon == nil {
+		return false
+	}
+	refusal := l.PoolLeadRefusal()
+	l.logPoolRefusal(refusal)
+	return refusal == nil
+}
+
+// PoolLeadRefusal says why this replica may not take the lead through the
+// pool now, or nil when it may: it must have heard its own beacons for a
+// whole lease duration and no leading beacon but its own, and the last
+// leader it knows of must have run in its own pod.
+func (l *LeaderLock) PoolLeadRefusal() error {
+	if l.beacon == nil {
+		return errors.New("leader election has no pool message bus")
+	}
+	if err := l.beacon.refusal(l.opts.LeaseDuration, true); err != nil {
+		return err
+	}
+	last, seat := l.beacon.lastLeader()
+	if last == "" || last == l.opts.Identity || seat == l.opts.Seat {
+		return nil
+	}
+	if seat == "" {
+		seat = "an unknown pod"
+	} else {
+		seat = "pod " + seat
+	}
+	return fmt.Errorf("the last leader, replica %s in %s, may still lead through the cloud; this replica waits for the cloud to answer", last, seat)
+}
+
+// logPoolRefusal logs why a replica without the cloud does not lead
+// through the pool, each time the reason changes.
+func (l *LeaderLock) logPoolRefusal(refusal error) {
+	msg := ""
+	if refusal != nil {
+		msg = refusal.Error()
+	}
+	l.mu.Lock()
+	changed := msg != l.lastRefusal
+	l.lastRefusal = msg
+	l.mu.Unlock()
+	if changed && refusal != nil {
+		log.Log.WithName("leader").Info("Not leading through the pool while the cloud does not answer", "lease", l.opts.Name, "reason", msg)
+	}
 }
 
 // heldThroughPool returns the record this replica holds when err says the
@@ -316,6 +387,9 @@ func (l *LeaderLock) heldThroughPool(err error) (*resourcelock.LeaderElectionRec
 }
 
 func (l *LeaderLock) remember(rec *resourcelock.LeaderElectionRecord, renewed bool) {
+	if l.beacon != nil {
+		l.beacon.noteLeader(rec.HolderIdentity)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	cp := *rec
@@ -360,6 +434,7 @@ type beacon struct {
 	bus      BeaconBus
 	topic    string
 	identity string
+	seat     string
 	interval time.Duration
 	leading  func() bool
 
@@ -369,11 +444,18 @@ type beacon struct {
 	heardSelf, liveSince time.Time
 	// others is when each other replica was last heard claiming to lead.
 	others map[string]time.Time
+	// seats is the pod each replica heard runs in.
+	seats map[string]string
+	// last is the last leader this replica knows of, from the cloud's
+	// lease or the pool's beacons ("" for none, or a released lease).
+	last string
 }
 
 type beaconMessage struct {
 	Identity string `json:"identity"`
-	Leading  bool   `json:"leading"`
+	// Seat is the replica's pod; absent from older bridges' beacons.
+	Seat    string `json:"seat,omitempty"`
+	Leading bool   `json:"leading"`
 }
 
 func (b *beacon) run(ctx context.Context) error {
@@ -383,13 +465,20 @@ func (b *beacon) run(ctx context.Context) error {
 	tick := time.NewTicker(b.interval)
 	defer tick.Stop()
 	for {
-		payload, err := json.Marshal(beaconMessage{Identity: b.identity, Leading: b.leading()})
+		leading := b.leading()
+		payload, err := json.Marshal(beaconMessage{Identity: b.identity, Seat: b.seat, Leading: leading})
 		if err != nil {
 			return err
 		}
 		pubCtx, cancel := context.WithTimeout(ctx, b.interval)
-		// A failed publish shows as a beacon not heard.
-		_ = b.bus.Publish(pubCtx, b.topic, payload)
+		// A failed publish shows as a beacon not heard. A leader's beacon
+		// is retained, so that a replica started later learns who led
+		// last (see the package comment); a standby's must not replace it.
+		if leading {
+			_ = b.bus.PublishRetained(pubCtx, b.topic, payload)
+		} else {
+			_ = b.bus.Publish(pubCtx, b.topic, payload)
+		}
 		cancel()
 		select {
 		case <-ctx.Done():
@@ -414,9 +503,35 @@ func (b *beacon) hear(_ string, payload []byte) {
 		b.heardSelf = now
 		return
 	}
+	if m.Seat != "" {
+		if b.seats == nil {
+			b.seats = map[string]string{}
+		}
+		b.seats[m.Identity] = m.Seat
+	}
 	if m.Leading {
 		b.others[m.Identity] = now
+		b.last = m.Identity
 	}
+}
+
+// noteLeader records the holder of the lease as the cloud last gave it, or
+// as this replica renewed it.
+func (b *beacon) noteLeader(identity string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.last = identity
+}
+
+// lastLeader names the last leader this replica knows of and its pod, ""
+// when unknown.
+func (b *beacon) lastLeader() (identity, seat string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.last == b.identity {
+		return b.last, b.seat
+	}
+	return b.last, b.seats[b.last]
 }
 
 // heardSelfWithin reports whether the pool carried this replica's beacon

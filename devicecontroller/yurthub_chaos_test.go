@@ -79,6 +79,9 @@ func TestChaosBridgeRestartedBehindYurtHubDuringAnOutage(t *testing.T) {
 		w.kubeConfig = r.cloud.Config(hub.Config("edgebridge/chaos-test"))
 		lock, err := devicecontroller.NewLeaderLock(w.kubeConfig, r.cloud, devicecontroller.LeaderElection{
 			Namespace: p.ns, Name: devicecontroller.LeaseName(p.name), Identity: r.identity,
+			// Every launch is the same pod's container, restarted: during
+			// an outage pods are restarted in place, never made anew.
+			Seat:   "bridge-0",
 			Beacon: w.bus, Topic: devicecontroller.BeaconTopic(p.prefix, p.name),
 		})
 		must(t, err)
