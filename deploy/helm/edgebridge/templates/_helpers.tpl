@@ -90,6 +90,12 @@ spec:
         - {{ . | quote }}
         {{- end }}
       env:
+        # The leader beacon names the pod: a replica restarted in it during
+        # a cloud outage may take the lead its predecessor had.
+        - name: POD_NAME
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.name
         - name: NODE_NAME
           valueFrom:
             fieldRef:
