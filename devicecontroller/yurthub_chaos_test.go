@@ -25,16 +25,19 @@ import (
 	"github.com/edgebridge/edgebridge/hack/testenv"
 )
 
-// A pool's bridge reaches the API server only through a real YurtHub (built
-// from the pinned OpenYurt release), with the bridge's user agent among its
-// cache agents; YurtHub reaches the API server through a link that drops.
-// During the outage the bridge is stopped and a new one started, as after
-// a pod crash. Only YurtHub's cache can serve the new one: its caches fill
-// from the node's cache, it takes the lead through the pool's beacon after
-// a lease duration, commands a drifting device back from the cached spec,
-// and carries telemetry northbound. When the link returns every status is
-// current soon after, with nothing duplicated and nothing deleted, and the
-// new replica holds the cloud lease.
+// A pool's two bridge replicas (pods bridge-0 and bridge-1 on one node)
+// reach the API server only through a real YurtHub (built from the pinned
+// OpenYurt release), with the bridge's user agent among its cache agents;
+// YurtHub reaches the API server through a link that drops. During the
+// outage the leader is stopped and started again in its pod, as after a
+// container crash. Only YurtHub's cache can serve the new one: its caches
+// fill from the node's cache, it takes the lead through the pool's beacon
+// after a lease duration, commands a drifting device back from the cached
+// spec, and carries telemetry northbound. The standby in the other pod
+// never leads: it cannot tell a dead leader from one cut from the broker
+// only. When the link returns every status is current soon after, with
+// nothing duplicated and nothing deleted, and the restarted replica holds
+// the cloud lease.
 func TestChaosBridgeRestartedBehindYurtHubDuringAnOutage(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -66,6 +69,8 @@ func TestChaosBridgeRestartedBehindYurtHubDuringAnOutage(t *testing.T) {
 	t.Cleanup(north.Close)
 	rig := &outageRig{t: t, metricsAddr: freeAddr(t), northbound: map[string]string{}}
 	var launched []*outageReplica
+	// seat is the pod the next launch runs in.
+	seat := "bridge-0"
 	p := startPool(t, poolConfig{seedDemo: true, noBridge: true,
 		options: func(o *devicecontroller.Options) { o.Northbound, o.NorthboundPrefix = north, "north" },
 	})
@@ -79,12 +84,11 @@ func TestChaosBridgeRestartedBehindYurtHubDuringAnOutage(t *testing.T) {
 		w.kubeConfig = r.cloud.Config(hub.Config("edgebridge/chaos-test"))
 		lock, err := devicecontroller.NewLeaderLock(w.kubeConfig, r.cloud, devicecontroller.LeaderElection{
 			Namespace: p.ns, Name: devicecontroller.LeaseName(p.name), Identity: r.identity,
-			// Every launch is the same pod's container, restarted: during
-			// an outage pods are restarted in place, never made anew.
-			Seat:   "bridge-0",
+			Seat:   seat,
 			Beacon: w.bus, Topic: devicecontroller.BeaconTopic(p.prefix, p.name),
 		})
 		must(t, err)
+		r.lock = lock
 		w.runnables = append(w.runnables, lock)
 		w.manager.LeaderElection = true
 		w.manager.LeaderElectionResourceLockInterface = lock
@@ -103,6 +107,21 @@ func TestChaosBridgeRestartedBehindYurtHubDuringAnOutage(t *testing.T) {
 		}
 		return first.bridge.Ready()
 	})
+	seat = "bridge-1"
+	standby := p.launchBridge()
+	launched[1].replica = standby
+	testenv.Eventually(t, 2*time.Minute, func(context.Context) error {
+		if err := launched[1].lock.PoolLeadRefusal(); err == nil || !strings.Contains(err.Error(), "replica-1 leads the pool") {
+			return fmt.Errorf("the standby has not heard replica-1 lead in the pool: %v", err)
+		}
+		return nil
+	})
+	standbyLeads := func() {
+		t.Helper()
+		if isClosed(standby.mgr.Elected()) {
+			t.Fatal("the standby in pod bridge-1 leads")
+		}
+	}
 	sensor := simulator.DemoDevices()[1].Name
 	for _, d := range simulator.DemoDevices() {
 		waitFor(p, &v1alpha1.Device{}, convert.PreferredKubeName(p.name, d.Name), func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
@@ -130,27 +149,30 @@ func TestChaosBridgeRestartedBehindYurtHubDuringAnOutage(t *testing.T) {
 		return nil
 	})
 	t.Logf("replica-1 noticed the outage %s after the cut", time.Since(cutAt).Round(100*time.Millisecond))
-	// The pod crashes and is started again, with the cloud still away.
+	// The leader's container crashes and is started again in its pod, with
+	// the cloud still away.
 	first.stop()
 	restartAt := time.Now()
+	seat = "bridge-0"
 	second := p.launchBridge()
-	launched[1].replica = second
-	r2 := launched[1]
+	launched[2].replica = second
+	r2 := launched[2]
 	testenv.Eventually(t, 2*time.Minute, func(context.Context) error {
 		select {
 		case err := <-second.done:
 			second.done <- err
-			return fmt.Errorf("replica-2 stopped: %v", err)
+			return fmt.Errorf("replica-3 stopped: %v", err)
 		default:
 		}
 		if !isClosed(second.mgr.Elected()) {
-			return errors.New("replica-2 does not lead yet")
+			return errors.New("replica-3 does not lead yet")
 		}
 		return second.bridge.Ready()
 	})
 	ledAfter := time.Since(restartAt)
+	standbyLeads()
 	if down, _, _ := r2.cloud.Down(); !down {
-		t.Error("replica-2 says the cloud answers while the link is cut")
+		t.Error("replica-3 says the cloud answers while the link is cut")
 	}
 	rig.waitCloud(r2, false)
 
@@ -164,7 +186,7 @@ func TestChaosBridgeRestartedBehindYurtHubDuringAnOutage(t *testing.T) {
 	commandedAfter := time.Since(restartAt)
 	rig.publish(sensor, map[string]string{"temperature": "23.5"})
 	rig.waitNorthbound(sensor, "temperature", "23.5")
-	t.Logf("restarted %s after the cut: replica-2 led after %s, commanded the drift back %s after its restart (%s after the drift)",
+	t.Logf("restarted %s after the cut: replica-3 led after %s, commanded the drift back %s after its restart (%s after the drift)",
 		restartAt.Sub(cutAt).Round(100*time.Millisecond), ledAfter.Round(100*time.Millisecond),
 		commandedAfter.Round(100*time.Millisecond), time.Since(driftAt).Round(100*time.Millisecond))
 	// A restarted bridge sends a desired value once more when status shows
@@ -202,12 +224,13 @@ func TestChaosBridgeRestartedBehindYurtHubDuringAnOutage(t *testing.T) {
 		}
 		return err
 	})
-	t.Logf("outage of %s: every status current and the lease replica-2's %s after the link returned",
+	t.Logf("outage of %s: every status current and the lease replica-3's %s after the link returned",
 		restoredAt.Sub(cutAt).Round(time.Second), took.Round(100*time.Millisecond))
 	rig.waitCloud(r2, true)
 	if !isClosed(second.mgr.Elected()) {
-		t.Error("replica-2 lost the lead after the cloud returned")
+		t.Error("replica-3 lost the lead after the cloud returned")
 	}
+	standbyLeads()
 	rig.noDuplicates()
 	after := deviceNames(t, p)
 	for name := range before {
