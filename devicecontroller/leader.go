@@ -71,8 +71,8 @@ import (
 type LeaderElection struct {
 	Namespace, Name string
 	// Seat names where this replica runs: its pod, which keeps its name
-	// when the container is restarted. Default: $POD_NAME, else the
-	// hostname when Identity is unset, else Identity.
+	// when the container is restarted. Default: Identity when set, else
+	// the hostname.
 	Seat string
 	// Identity names this replica; default <seat>_<uuid>.
 	Identity                                  string
@@ -118,9 +118,6 @@ func (o LeaderElection) withDefaults() LeaderElection {
 	}
 	if o.RetryPeriod == 0 {
 		o.RetryPeriod = DefaultRetryPeriod
-	}
-	if o.Seat == "" {
-		o.Seat = os.Getenv("POD_NAME")
 	}
 	if o.Seat == "" && o.Identity != "" {
 		o.Seat = o.Identity

@@ -73,6 +73,7 @@ type flags struct {
 	leaderElect                           bool
 	leaderElectionNamespace               string
 	leaseDuration, renewDeadline, retryPd time.Duration
+	leaderSeat                            string
 }
 
 func parseFlags() (*flags, *zap.Options) {
@@ -130,6 +131,7 @@ func parseFlags() (*flags, *zap.Options) {
 	fs.DurationVar(&f.leaseDuration, "leader-lease-duration", 15*time.Second, "how long a standby waits before taking over")
 	fs.DurationVar(&f.renewDeadline, "leader-renew-deadline", 10*time.Second, "how long the leader tries to renew before giving up")
 	fs.DurationVar(&f.retryPd, "leader-retry-period", 2*time.Second, "how often leader election is retried")
+	fs.StringVar(&f.leaderSeat, "leader-seat", os.Getenv("POD_NAME"), "the pod this replica runs in, named in its leader beacon: a replica restarted in the same pod during a cloud outage may take the lead its predecessor had; defaults to $POD_NAME, else the hostname")
 
 	version := fs.Bool("version", false, "print the version and exit")
 	zapOpts := &zap.Options{}
@@ -214,6 +216,7 @@ func run(ctx context.Context, f *flags) error {
 		// the cloud is unreachable (see devicecontroller/leader.go).
 		lock, err = devicecontroller.NewLeaderLock(cfg, cloud, devicecontroller.LeaderElection{
 			Namespace: leNamespace, Name: devicecontroller.LeaseName(pool),
+			Seat:          f.leaderSeat,
 			LeaseDuration: f.leaseDuration, RenewDeadline: f.renewDeadline, RetryPeriod: f.retryPd,
 			Beacon: bus, Topic: devicecontroller.BeaconTopic(f.topicPrefix, pool),
 		})
