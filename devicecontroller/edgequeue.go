@@ -190,8 +190,10 @@ func (s *edgeQueue[O, E]) importObject(ctx context.Context, name string, edge E)
 		obj.SetName(convert.KubeNameAvoiding(s.opts.NodePool, name, taken))
 		err := s.client.Create(ctx, obj)
 		if err == nil {
+			// No Event: the object is its own record (origin edge, its
+			// EdgeX name, its creation time), and an Event per object
+			// was a third API write per device in a large import.
 			s.metrics.imports.WithLabelValues(s.metrics.pool, s.kind.name()).Inc()
-			s.normal(obj, "Imported", "Import", fmt.Sprintf("imported %s %q from EdgeX", s.kind.name(), name))
 			return nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
