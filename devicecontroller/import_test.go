@@ -144,6 +144,58 @@ func checkImportWrites(t *testing.T, api *apiRequests, devices, profiles int) {
 	}
 }
 
+// An EdgeX name that comes back before the cache shows its import (a
+// resync, a second system event) is not imported again: the bridge asks
+// the API server whether its import exists rather than creating it a
+// second time, which the API server refuses as a duplicate, and which the
+// bridge repeated up to five times per turn while its cache lagged.
+func TestImportIsNotRepeatedWhileTheCacheLags(t *testing.T) {
+	api := &apiRequests{held: "devices"}
+	p := startPool(t, poolConfig{seedDemo: true, wire: api.wire})
+	demo, profiles := len(simulator.DemoDevices()), len(simulator.DemoProfiles())
+	testenv.Eventually(t, testenv.DefaultTimeout, func(ctx context.Context) error {
+		return allSynced(ctx, p, &v1alpha1.DeviceList{}, demo)
+	})
+
+	api.holdWatches()
+	const added = 5
+	var names []string
+	for i := range added {
+		d := simulator.DemoDevices()[i%demo]
+		d.Name, d.Id, d.AutoEvents = fmt.Sprintf("meter-%02d", i), "", nil
+		if _, err := p.sim.AddDevice(d); err != nil {
+			t.Fatalf("add %s at the edge: %v", d.Name, err)
+		}
+		names = append(names, convert.PreferredKubeName(p.name, d.Name))
+	}
+	testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
+		if n := api.writes()["POST devices"]; n < demo+added {
+			return fmt.Errorf("%d devices created, want %d", n, demo+added)
+		}
+		return nil
+	})
+	// The resync finds the new names unclaimed in the cache, which has
+	// not seen the imports.
+	p.bridge.ResyncNow()
+	testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
+		if n := api.writes()["POST devices"]; n > demo+added {
+			return nil // created again: the check below says so
+		}
+		for _, name := range names {
+			if api.reads("devices", name) == 0 {
+				return fmt.Errorf("the resync has not looked at %s again", name)
+			}
+		}
+		return nil
+	})
+	api.releaseWatches()
+	testenv.Eventually(t, testenv.DefaultTimeout, func(ctx context.Context) error {
+		return allSynced(ctx, p, &v1alpha1.DeviceList{}, demo+added)
+	})
+	p.stop()
+	checkImportWrites(t, api, demo+added, profiles)
+}
+
 // allSynced checks that the namespace holds want objects of the list's
 // kind, every one synced.
 func allSynced(ctx context.Context, p *pool, list client.ObjectList, want int) error {
