@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/edgebridge/edgebridge/api/v1alpha1"
@@ -153,6 +154,10 @@ func main() {
 		debug.SetGCPercent(defaultGCPercent)
 	}
 	f, zapOpts := parseFlags()
+	// How long requests wait for --kube-api-qps, on the metrics endpoint:
+	// client-go logs only waits over a second, so a limit that slows an
+	// import down wait by wait would otherwise go unseen.
+	crmetrics.RegisterRESTClientMetrics(crmetrics.MetricRateLimiterLatency)
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(zapOpts)))
 	log := ctrl.Log.WithName("setup")
 	if err := run(ctrl.SetupSignalHandler(), f); err != nil {
