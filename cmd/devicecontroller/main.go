@@ -83,8 +83,8 @@ func parseFlags() (*flags, *zap.Options) {
 	fs.StringVar(&f.nodeName, "node-name", os.Getenv("NODE_NAME"), "node the bridge runs on, to discover its pool; defaults to $NODE_NAME")
 	fs.StringVar(&f.namespaces, "namespaces", cmdline.EnvOr("POD_NAMESPACE", "default"), "comma-separated namespaces to watch; imported objects go to the first; defaults to $POD_NAMESPACE when set")
 	fs.StringVar(&f.poolSelection, "pool-selection", "auto", "how the API server is asked for the pool's objects: field (spec.nodePool, Kubernetes 1.31+), label ("+v1alpha1.PoolLabel+", which the bridge keeps equal to spec.nodePool), or auto (probe the API server at start-up)")
-	fs.Float64Var(&f.kubeQPS, "kube-api-qps", 200, "client-side limit on API server requests per second")
-	fs.IntVar(&f.kubeBurst, "kube-api-burst", 400, "client-side burst of API server requests")
+	fs.Float64Var(&f.kubeQPS, "kube-api-qps", 1000, "client-side limit on API server requests per second, of each kind; a guard against a runaway loop, above what an import needs")
+	fs.IntVar(&f.kubeBurst, "kube-api-burst", 2000, "client-side burst of API server requests")
 	fs.DurationVar(&f.kubeTimeout, "kube-api-timeout", devicecontroller.DefaultKubeRequestTimeout, "timeout of one API server request (watches excepted), so that a cloud link that drops packets is noticed")
 
 	fs.StringVar(&f.metadataURL, "core-metadata-url", "http://edgex-core-metadata:59881", "EdgeX core-metadata base URL")
