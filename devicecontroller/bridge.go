@@ -45,12 +45,13 @@ func New(mgr manager.Manager, edge EdgeX, opts Options) (*Bridge, error) {
 	}
 	b := &Bridge{edge: edge, elected: mgr.Elected()}
 	b.shared = shared{
-		opts:     opts,
-		client:   mgr.GetClient(),
-		recorder: mgr.GetEventRecorder(opts.EventSource),
-		metrics:  newMetrics(opts.NodePool),
-		log:      mgr.GetLogger().WithName("edgebridge").WithValues("pool", opts.NodePool),
-		cloud:    opts.Cloud,
+		opts:      opts,
+		client:    mgr.GetClient(),
+		apiReader: mgr.GetAPIReader(),
+		recorder:  mgr.GetEventRecorder(opts.EventSource),
+		metrics:   newMetrics(opts.NodePool),
+		log:       mgr.GetLogger().WithName("edgebridge").WithValues("pool", opts.NodePool),
+		cloud:     opts.Cloud,
 	}
 	b.resync = newResyncer(&b.shared)
 	guard := newDeletionGuard()

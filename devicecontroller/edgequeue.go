@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -36,6 +37,8 @@ type edgeQueue[O client.Object, E any] struct {
 	names *queueSource[string]
 	// reconcileCh feeds the kind's controller.
 	reconcileCh chan event.GenericEvent
+	// created are the imports whose objects the cache may not show yet.
+	created *pendingImports
 }
 
 func newEdgeQueue[O client.Object, E any](s *shared, k kind[O, E], guard *deletionGuard) *edgeQueue[O, E] {
@@ -43,8 +46,9 @@ func newEdgeQueue[O client.Object, E any](s *shared, k kind[O, E], guard *deleti
 		shared: s, kind: k, view: newEdgeView(k.edgeName, k.edgeModified), guard: guard,
 		names:       newQueueSource[string](),
 		reconcileCh: make(chan event.GenericEvent, 1024),
+		created:     newPendingImports(),
 	}
-	q.rec = &reconciler[O, E]{shared: s, kind: k, view: q.view, edgeGone: q.names.Add}
+	q.rec = &reconciler[O, E]{shared: s, kind: k, view: q.view, edgeGone: q.names.Add, seen: q.created.seen}
 	return q
 }
 
@@ -105,8 +109,12 @@ func (s *edgeQueue[O, E]) sync(ctx context.Context, name string) error {
 		if !exists {
 			return nil
 		}
+		if made, err := s.madeAlready(ctx, name); made || err != nil {
+			return err
+		}
 		return s.importObject(ctx, name, edge)
 	}
+	s.created.seen(name)
 	// The cache's own copy: it is only read here, and copied before any
 	// write (deleteMirror).
 	owner := claims[0]
@@ -168,6 +176,30 @@ func (s *edgeQueue[O, E]) requeueKey(key types.NamespacedName) {
 	_ = s.requeue(context.Background(), obj)
 }
 
+// madeAlready reports whether the bridge created the named import and it
+// still exists, though the cache has not shown it yet: the name came back
+// (a second system event, a resync) within moments of the import. Asking
+// the API server costs a read; creating again would cost a write refused
+// as a duplicate, and up to five of them (importObject cannot tell its own
+// object from another one's by a cache that lacks it).
+func (s *edgeQueue[O, E]) madeAlready(ctx context.Context, name string) (bool, error) {
+	key, ok := s.created.get(name)
+	if !ok {
+		return false, nil
+	}
+	existing := s.kind.newObject()
+	err := s.apiReader.Get(ctx, key, existing)
+	switch {
+	case err == nil && v1alpha1.EdgeXName(existing) == name && existing.GetDeletionTimestamp().IsZero():
+		return true, nil // its create event brings it to the reconciler
+	case err == nil, apierrors.IsNotFound(err):
+		s.created.seen(name) // gone, or no longer this name's: import anew
+		return false, nil
+	default:
+		return false, fmt.Errorf("read the imported %s %s: %w", s.kind.name(), key, err)
+	}
+}
+
 // importObject creates the object for an EdgeX object the cloud lacks. Its
 // status is written by the reconcile the creation triggers.
 func (s *edgeQueue[O, E]) importObject(ctx context.Context, name string, edge E) error {
@@ -190,8 +222,11 @@ func (s *edgeQueue[O, E]) importObject(ctx context.Context, name string, edge E)
 		obj.SetName(convert.KubeNameAvoiding(s.opts.NodePool, name, taken))
 		err := s.client.Create(ctx, obj)
 		if err == nil {
+			// No Event: the object is its own record (origin edge, its
+			// EdgeX name, its creation time), and an Event per object
+			// was a third API write per device in a large import.
+			s.created.add(name, client.ObjectKeyFromObject(obj))
 			s.metrics.imports.WithLabelValues(s.metrics.pool, s.kind.name()).Inc()
-			s.normal(obj, "Imported", "Import", fmt.Sprintf("imported %s %q from EdgeX", s.kind.name(), name))
 			return nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
@@ -240,4 +275,37 @@ func (s *edgeQueue[O, E]) markHeld(ctx context.Context, obj O, msg string) error
 		s.warn(current, v1alpha1.ReasonDeletionHeld, "Delete", msg)
 	}
 	return patchStatusOf(ctx, s.client, current, s.kind.statusOf(before), s.kind.statusOf(current))
+}
+
+// pendingImports are the objects an edge queue created that the cache may
+// not have shown yet, by EdgeX name. An entry goes as soon as the kind's
+// reconciler or the edge queue sees the object in the cache, so the map
+// holds only the imports of the last moments.
+type pendingImports struct {
+	mu   sync.Mutex
+	keys map[string]types.NamespacedName
+}
+
+func newPendingImports() *pendingImports {
+	return &pendingImports{keys: map[string]types.NamespacedName{}}
+}
+
+func (p *pendingImports) add(name string, key types.NamespacedName) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.keys[name] = key
+}
+
+func (p *pendingImports) get(name string) (types.NamespacedName, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	key, ok := p.keys[name]
+	return key, ok
+}
+
+// seen drops the entry of an import the cache shows.
+func (p *pendingImports) seen(name string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.keys, name)
 }

@@ -53,6 +53,9 @@ type reconciler[O client.Object, E any] struct {
 	// edgeGone hands an EdgeX name to the edge queue, which decides whether
 	// its object may be deleted.
 	edgeGone func(name string)
+	// seen tells the edge queue that the cache shows the object of an
+	// EdgeX name, so that it no longer waits for it (madeAlready).
+	seen func(name string)
 	// neededBy, when set, names an object in the pool that EdgeX must hold
 	// and that uses the named EdgeX object (a device that uses a profile or
 	// a service), or "" when none does.
@@ -151,6 +154,9 @@ func (r *reconciler[O, E]) Reconcile(ctx context.Context, req reconcile.Request)
 	}
 	if !r.serves(obj) {
 		return reconcile.Result{}, nil // another pool's, labelled as this one's
+	}
+	if r.seen != nil {
+		r.seen(v1alpha1.EdgeXName(obj))
 	}
 	if r.writes.behind(req.NamespacedName, obj.GetResourceVersion()) {
 		return reconcile.Result{RequeueAfter: cacheCatchUp}, nil

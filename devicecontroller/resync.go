@@ -136,7 +136,9 @@ func (s *edgeQueue[O, E]) resync(ctx context.Context) (resyncPass, error) {
 		return resyncPass{}, fmt.Errorf("list %ss in EdgeX: %w", s.kind.name(), err)
 	}
 	changed, _ := s.view.ApplyList(items, started)
+	queued := make(map[string]bool, len(changed))
 	for _, name := range changed {
+		queued[name] = true
 		s.names.Add(name)
 	}
 
@@ -184,7 +186,9 @@ func (s *edgeQueue[O, E]) resync(ctx context.Context) (resyncPass, error) {
 		}
 	}
 	for _, name := range s.view.Names() {
-		if !claimed[name] {
+		// A name queued above may be imported by now, and a second turn
+		// would find the cache without it yet.
+		if !claimed[name] && !queued[name] {
 			s.names.Add(name) // an import that has not happened yet
 		}
 	}

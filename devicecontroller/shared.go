@@ -12,13 +12,16 @@ import (
 
 // shared is what every part of one pool's bridge uses.
 type shared struct {
-	opts     Options
-	client   client.Client
-	recorder events.EventRecorder
-	health   *edgeHealth
-	cloud    *Cloud
-	metrics  *metrics
-	log      logr.Logger
+	opts   Options
+	client client.Client
+	// apiReader reads the API server itself, past the cache, for the few
+	// answers the cache may not have yet.
+	apiReader client.Reader
+	recorder  events.EventRecorder
+	health    *edgeHealth
+	cloud     *Cloud
+	metrics   *metrics
+	log       logr.Logger
 }
 
 // watches reports whether the bridge serves objects in namespace ns.

@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/edgebridge/edgebridge/api/v1alpha1"
@@ -83,8 +84,8 @@ func parseFlags() (*flags, *zap.Options) {
 	fs.StringVar(&f.nodeName, "node-name", os.Getenv("NODE_NAME"), "node the bridge runs on, to discover its pool; defaults to $NODE_NAME")
 	fs.StringVar(&f.namespaces, "namespaces", cmdline.EnvOr("POD_NAMESPACE", "default"), "comma-separated namespaces to watch; imported objects go to the first; defaults to $POD_NAMESPACE when set")
 	fs.StringVar(&f.poolSelection, "pool-selection", "auto", "how the API server is asked for the pool's objects: field (spec.nodePool, Kubernetes 1.31+), label ("+v1alpha1.PoolLabel+", which the bridge keeps equal to spec.nodePool), or auto (probe the API server at start-up)")
-	fs.Float64Var(&f.kubeQPS, "kube-api-qps", 200, "client-side limit on API server requests per second")
-	fs.IntVar(&f.kubeBurst, "kube-api-burst", 400, "client-side burst of API server requests")
+	fs.Float64Var(&f.kubeQPS, "kube-api-qps", 1000, "client-side limit on API server requests per second, of each kind; a guard against a runaway loop, above what an import needs")
+	fs.IntVar(&f.kubeBurst, "kube-api-burst", 2000, "client-side burst of API server requests")
 	fs.DurationVar(&f.kubeTimeout, "kube-api-timeout", devicecontroller.DefaultKubeRequestTimeout, "timeout of one API server request (watches excepted), so that a cloud link that drops packets is noticed")
 
 	fs.StringVar(&f.metadataURL, "core-metadata-url", "http://edgex-core-metadata:59881", "EdgeX core-metadata base URL")
@@ -155,6 +156,10 @@ func main() {
 		debug.SetGCPercent(defaultGCPercent)
 	}
 	f, zapOpts := parseFlags()
+	// How long requests wait for --kube-api-qps, on the metrics endpoint:
+	// client-go logs only waits over a second, so a limit that slows an
+	// import down wait by wait would otherwise go unseen.
+	crmetrics.RegisterRESTClientMetrics(crmetrics.MetricRateLimiterLatency)
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(zapOpts)))
 	log := ctrl.Log.WithName("setup")
 	if err := run(ctrl.SetupSignalHandler(), f); err != nil {

@@ -74,8 +74,8 @@ func parseConfig(args []string) (*config, error) {
 	fs.StringVar(&c.bridgeBin, "bridge", defaultBridgeBin(), "the devicecontroller binary to measure")
 	var extra stringList
 	fs.Var(&extra, "bridge-arg", "extra flag for the bridge, such as --workers=32 (repeatable)")
-	fs.Float64Var(&c.kubeQPS, "kube-api-qps", 200, "the bridge's --kube-api-qps (its default is 200)")
-	fs.IntVar(&c.kubeBurst, "kube-api-burst", 400, "the bridge's --kube-api-burst (its default is 400)")
+	fs.Float64Var(&c.kubeQPS, "kube-api-qps", 1000, "the bridge's --kube-api-qps (its default is 1000)")
+	fs.IntVar(&c.kubeBurst, "kube-api-burst", 2000, "the bridge's --kube-api-burst (its default is 2000)")
 	fs.BoolVar(&c.pprof, "pprof", false, "serve the bridge's pprof and save CPU and heap profiles of each phase in -out")
 	fs.DurationVar(&c.statusInterval, "status-interval", 5*time.Second, "the bridge's --status-interval (coalescing interval)")
 	fs.DurationVar(&c.resyncPeriod, "resync-period", 30*time.Minute, "the bridge's --resync-period; longer than the run, so that steady state sees no resync")

@@ -129,8 +129,8 @@ func TestVerdicts(t *testing.T) {
 		id   string
 		want string
 	}{
-		{"import within 3x", results{Devices: 10, Physical: physical, Import: &importResult{Devices: 10, Completed: 10, Seconds: 29, RatioToPhysical: 2.9}}, "2", pass},
-		{"import beyond 3x", results{Devices: 10, Physical: physical, Import: &importResult{Devices: 10, Completed: 10, Seconds: 31, RatioToPhysical: 3.1}}, "2", fail},
+		{"import within 1.3x", results{Devices: 10, Physical: physical, Import: &importResult{Devices: 10, Completed: 10, Seconds: 13, RatioToPhysical: 1.3}}, "2", pass},
+		{"import beyond 1.3x", results{Devices: 10, Physical: physical, Import: &importResult{Devices: 10, Completed: 10, Seconds: 14, RatioToPhysical: 1.4}}, "2", fail},
 		{"import incomplete", results{Devices: 10, Physical: physical, Import: &importResult{Devices: 10, Completed: 9, Seconds: 5, RatioToPhysical: 0.5}}, "2", fail},
 		{"import not measured", results{Devices: 10, Physical: physical}, "2", fail},
 		{"edge to cloud fast", results{EdgeToCloud: &latencyPhase{All: fast}}, "3", pass},

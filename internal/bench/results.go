@@ -149,11 +149,17 @@ func (r *results) physicalRow() row {
 	return out
 }
 
+// maxImportRatio is how much longer than the API server alone (row 1) an
+// import may take. Both make the same two writes per device, a create and
+// a status write, so what is left to the bridge is its pipeline: reading
+// EdgeX, and keeping the API server as busy as row 1's client does.
+const maxImportRatio = 1.3
+
 func (r *results) importRow() row {
 	out := row{ID: "2", Measure: fmt.Sprintf("Import %s edge devices (3 services, 3 profiles) to synced, complete CRs", count(r.Devices)),
-		Target: "≤ 3× physical limit", Result: fail, Measured: missing}
+		Target: fmt.Sprintf("≤ %.1f× physical limit", maxImportRatio), Result: fail, Measured: missing}
 	if r.Physical != nil {
-		out.Target = fmt.Sprintf("≤ 3× physical (≤ %s)", secs(3*r.Physical.TotalSeconds))
+		out.Target = fmt.Sprintf("≤ %.1f× physical (≤ %s)", maxImportRatio, secs(maxImportRatio*r.Physical.TotalSeconds))
 	}
 	if i := r.Import; i != nil && r.Physical != nil {
 		out.Measured = fmt.Sprintf("%s = %.1f× physical (ready after %s; %.1f API writes/device; bridge %.2f cores)",
@@ -161,7 +167,7 @@ func (r *results) importRow() row {
 		if i.Completed < i.Devices {
 			out.Measured = fmt.Sprintf("incomplete: %d of %d after %s", i.Completed, i.Devices, secs(i.Seconds))
 		}
-		out.Result = verdict(i.Completed == i.Devices && i.RatioToPhysical <= 3)
+		out.Result = verdict(i.Completed == i.Devices && i.RatioToPhysical <= maxImportRatio)
 	}
 	return out
 }
@@ -393,9 +399,10 @@ func (r *results) details() string {
 		"EdgeX REST calls are counted by the simulator; CPU and RSS come from /proc of the bridge process.\n\n")
 	if i := r.Import; i != nil {
 		fmt.Fprintf(&b, "- Import: first device complete after %s, EdgeX listed after %s; API writes %s; EdgeX requests %s; "+
-			"API server %.2f cores, etcd %.2f cores, other processes %.2f cores; %d client-side throttling waits logged.\n",
+			"API server %.2f cores, etcd %.2f cores, other processes %.2f cores; %.1f of the bridge's writes in flight on average; "+
+			"its requests waited %s in all for its client-side rate limit.\n",
 			secs(i.FirstDeviceSeconds), secs(i.ReadySeconds), formatCounts(i.APIWrites), formatCounts(i.EdgeXRequests),
-			i.APIServerCores, i.EtcdCores, i.OtherCores, i.ThrottleLogLines)
+			i.APIServerCores, i.EtcdCores, i.OtherCores, i.WritesInFlight, secs(i.ClientThrottleSeconds))
 	}
 	for _, ph := range []struct {
 		name string
