@@ -21,6 +21,9 @@ type pool struct {
 	bridge *bridgeProc
 	// fleet are the EdgeX names of the devices the pool was seeded with.
 	fleet []string
+	// quiet leaves out progress lines, for pools measured side by side,
+	// whose summary says enough.
+	quiet bool
 }
 
 // newPool starts a pool's simulator seeded with n devices, and its

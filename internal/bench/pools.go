@@ -259,6 +259,7 @@ func measureSideBySide(ctx context.Context, r *rig, res *poolsResult, physicalPe
 		if pools[i], err = newPoolIn(ctx, r, fmt.Sprintf("pool-%02d", i+1), poolsNamespace, cfg.poolDevices); err != nil {
 			return err
 		}
+		pools[i].quiet = true
 	}
 
 	imp, err := importAll(ctx, r, pools, physicalPerDevice*float64(cfg.pools*cfg.poolDevices))
