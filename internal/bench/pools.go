@@ -277,7 +277,8 @@ func measureSideBySide(ctx context.Context, r *rig, res *poolsResult, physicalPe
 			return err
 		}
 		gens[i] = newTelemetryGen(p, cfg.changingShare)
-		return p.warmUp(ctx, gens[i])
+		// The API server takes every pool's first statuses at once.
+		return p.warmUpWithin(ctx, gens[i], warmUpTimeout(cfg.pools*cfg.poolDevices))
 	})
 	if err != nil {
 		return fmt.Errorf("command targets and telemetry warm-up: %w", err)
@@ -486,7 +487,10 @@ func (p *pool) createTargets(ctx context.Context, n int) ([]managedDevice, error
 			tracker.complete(devices[i].Name, time.Now())
 		}
 	}
-	if err := tracker.wait(ctx, 2*time.Minute, p.bridge.alive, func(int) {}); err != nil {
+	// Bounded like an import of the whole cluster: pools measured side by
+	// side create theirs at once.
+	bound := 2*time.Minute + time.Duration(p.rig.cfg.pools*n)*100*time.Millisecond
+	if err := tracker.wait(ctx, bound, p.bridge.alive, func(int) {}); err != nil {
 		return nil, fmt.Errorf("managed devices for commands: %w", err)
 	}
 	return targets, nil

@@ -130,12 +130,20 @@ func (w *steadyWindow) end(ctx context.Context, run paceResult) (steadyResult, e
 // its readings, so that the window measures steady state, not the first
 // reports.
 func (p *pool) warmUp(ctx context.Context, gen *telemetryGen) error {
+	return p.warmUpWithin(ctx, gen, warmUpTimeout(len(gen.devices)))
+}
+
+// warmUpTimeout bounds a warm-up while the API server takes the first
+// status of n devices in all (every pool's, when pools warm up at once).
+func warmUpTimeout(n int) time.Duration { return 2*time.Minute + time.Duration(n)*10*time.Millisecond }
+
+// warmUpWithin is warmUp with its own bound.
+func (p *pool) warmUpWithin(ctx context.Context, gen *telemetryGen, timeout time.Duration) error {
 	gen.burst(ctx)
 	expected := map[string]bool{}
 	for _, d := range gen.devices {
 		expected[d.name] = true
 	}
-	timeout := 2*time.Minute + time.Duration(len(gen.devices))*10*time.Millisecond
 	return poll(ctx, timeout, 500*time.Millisecond, func(ctx context.Context) (bool, error) {
 		if err := p.bridge.alive(); err != nil {
 			return false, err
