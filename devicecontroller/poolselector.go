@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
@@ -81,12 +82,21 @@ func DetectPoolSelection(ctx context.Context, c client.Reader, pool, namespace s
 	return found, nil
 }
 
+// fromWatchCache lets the API server answer the probe from its watch cache
+// (resourceVersion "0"). Without it a list with a limit is read from etcd,
+// in pages that start at the limit and double, until a match or the end:
+// a new pool's probe, which matches nothing, read every object of every
+// other pool in the namespace, one etcd round trip after another. The
+// answer is the same from the cache: the API server checks the field
+// selector before it reads, wherever it reads from.
+var fromWatchCache = &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: "0"}}
+
 func probePoolSelection(ctx context.Context, c client.Reader, pool, namespace string) (PoolSelection, error) {
 	for _, list := range []client.ObjectList{&v1alpha1.DeviceList{}, &v1alpha1.DeviceServiceList{}, &v1alpha1.DeviceProfileList{}} {
 		err := func() error {
 			ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 			defer cancel()
-			return c.List(ctx, list, client.InNamespace(namespace), client.Limit(1),
+			return c.List(ctx, list, client.InNamespace(namespace), client.Limit(1), fromWatchCache,
 				client.MatchingFieldsSelector{Selector: fields.OneTermEqualSelector("spec.nodePool", pool)})
 		}()
 		switch {

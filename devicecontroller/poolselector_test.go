@@ -3,8 +3,14 @@ package devicecontroller_test
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/go-logr/logr"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/edgebridge/edgebridge/api/v1alpha1"
@@ -117,4 +123,88 @@ func labelled(obj client.Object, pool string) error {
 		return fmt.Errorf("%s label is %q (set %v), want %q", v1alpha1.PoolLabel, got, ok, pool)
 	}
 	return nil
+}
+
+// A bridge starting in a namespace that other pools already fill must not
+// pay for their objects: in bench row 9 (20 pools in one namespace, on a
+// loaded machine) each probe list read the whole namespace from etcd, in
+// pages that started at one object and doubled, took 15 to 20 s, and so
+// timed out at every attempt, and the bridges never started. Counted by
+// the API server's own apiserver_storage_list_fetched_objects_total, the
+// objects it read from etcd to answer; the probe reads them from its watch
+// cache instead.
+func TestProbeReadsNoOtherPoolsObjectsFromEtcd(t *testing.T) {
+	if kube.ServerMinor(t) < 31 {
+		t.Skip("the API server counts objects read from etcd since 1.31")
+	}
+	ns := kube.Namespace(t)
+	const crowd = 400
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err := parallelCreate(ctx, crowd, func(ctx context.Context, i int) error {
+		return kube.Client.Create(ctx, &v1alpha1.Device{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("crowd-%03d", i)},
+			Spec: v1alpha1.DeviceSpec{NodePool: fmt.Sprintf("crowded-%d", i%20), Profile: "p", Service: "s",
+				AdminState: v1alpha1.UnLocked, OperatingState: v1alpha1.Up},
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := etcdFetchedDevices(ctx, t)
+	sel, err := devicecontroller.DetectPoolSelection(ctx, kube.Client, "newcomer", ns, logr.Discard())
+	if err != nil || sel != devicecontroller.SelectByField {
+		t.Fatalf("probe: %q, %v", sel, err)
+	}
+	// Other tests' lists share the counter; theirs are of a few objects.
+	if read := etcdFetchedDevices(ctx, t) - before; read >= crowd/2 {
+		t.Errorf("the probe read %.0f Devices from etcd for a pool that has none, in a namespace of %d", read, crowd)
+	}
+}
+
+// etcdFetchedDevices is how many Devices the API server has read from etcd
+// to answer lists.
+func etcdFetchedDevices(ctx context.Context, t *testing.T) float64 {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(kube.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := cs.RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		t.Fatalf("API server metrics: %v", err)
+	}
+	var sum float64
+	for _, line := range strings.Split(string(raw), "\n") {
+		if !strings.HasPrefix(line, "apiserver_storage_list_fetched_objects_total{") ||
+			!strings.Contains(line, `resource="devices"`) || !strings.Contains(line, `storage="etcd"`) {
+			continue
+		}
+		fields := strings.Fields(line)
+		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", line, err)
+		}
+		sum += v
+	}
+	return sum
+}
+
+func parallelCreate(ctx context.Context, n int, create func(context.Context, int) error) error {
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 16)
+	for i := range n {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			errs <- create(ctx, i)
+		}()
+	}
+	var first error
+	for range n {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 )
 
@@ -33,7 +34,7 @@ func RunManager(ctx context.Context, mgr manager.Manager) error {
 		return err
 	case <-ctx.Done():
 	}
-	if !cacheSynced(mgr) {
+	if !cacheSynced(mgr.GetCache()) {
 		mgr.GetLogger().Info("stopping before the caches synced; nothing had started")
 		return nil
 	}
@@ -46,10 +47,17 @@ func RunManager(ctx context.Context, mgr manager.Manager) error {
 	}
 }
 
-// cacheSynced reports whether the manager's caches have synced, without
-// waiting for them.
-func cacheSynced(mgr manager.Manager) bool {
-	now, cancel := context.WithCancel(context.Background())
-	cancel()
-	return mgr.GetCache().WaitForCacheSync(now)
+// cacheSyncedWait bounds how long cacheSynced looks: caches that synced
+// answer at once, and those that did not are not waited for.
+const cacheSyncedWait = 100 * time.Millisecond
+
+// cacheSynced reports whether the caches have synced, without waiting for
+// them. It asks with a live context: given one already cancelled, the
+// cache's wait chooses at random between "started" and "cancelled", and a
+// bridge that had synced and worked for hours would, about every other
+// time, stop without letting its runnables finish.
+func cacheSynced(c cache.Cache) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), cacheSyncedWait)
+	defer cancel()
+	return c.WaitForCacheSync(ctx)
 }

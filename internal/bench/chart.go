@@ -43,6 +43,9 @@ func (r *results) chartSeries() []chartSeries {
 	for _, c := range r.Commands {
 		add("command, "+strings.ToUpper(c.Transport), colors[c.Transport], c.Latency)
 	}
+	if p := r.Pools; p != nil && p.Commands != nil {
+		add(fmt.Sprintf("command, %d pools at once", p.Pools), "#9467bd", p.Commands.Latency)
+	}
 	return out
 }
 

@@ -39,12 +39,24 @@ type commandPhase struct {
 
 var errNoTargets = errors.New("no managed devices to command (the cloud-to-edge phase created none)")
 
-// measureCommands patches desired values of managed devices at a steady
-// rate and times until the simulated device receives each write, through
-// whatever transport the running bridge was started with.
+// measureCommands patches desired values of managed devices at the
+// configured rate and times until the simulated device receives each
+// write, through whatever transport the running bridge was started with.
 func (p *pool) measureCommands(ctx context.Context, transport string, targets []managedDevice) (commandPhase, error) {
+	res, err := p.commandsAt(ctx, transport, targets, p.rig.cfg.commandRate, true)
+	if res.SeenByWatch != nil {
+		res.SeenByWatch.SamplesMs = nil
+	}
+	return res, err
+}
+
+// commandsAt is measureCommands at a given rate. With split it also reads
+// where the time went from the bridge's and the API server's histograms;
+// pools measured side by side leave that out, as twenty readings of the
+// API server's metrics at once would load the server they measure.
+func (p *pool) commandsAt(ctx context.Context, transport string, targets []managedDevice, rate float64, split bool) (commandPhase, error) {
 	cfg := p.rig.cfg
-	res := commandPhase{Transport: transport, RatePerSecond: cfg.commandRate, Targets: len(targets)}
+	res := commandPhase{Transport: transport, RatePerSecond: rate, Targets: len(targets)}
 	if len(targets) == 0 {
 		return res, errNoTargets
 	}
@@ -61,15 +73,18 @@ func (p *pool) measureCommands(ctx context.Context, transport string, targets []
 		}
 	})
 	defer cancelWatch()
-	split := p.startSplit(ctx, "commands-"+transport, cfg.commandWindow)
+	var splitProbe *splitProbe
+	if split {
+		splitProbe = p.startSplit(ctx, "commands-"+transport, cfg.commandWindow)
+	}
 	before, err := p.bridge.metrics(ctx)
 	if err != nil {
 		return res, err
 	}
 	var failed atomic.Int64
 	claims := &lastKeys{keys: map[string]string{}}
-	total := int(cfg.commandRate * cfg.commandWindow.Seconds())
-	run := pace(ctx, total, cfg.commandRate, 8, func(ctx context.Context, i int) {
+	total := int(rate * cfg.commandWindow.Seconds())
+	run := pace(ctx, total, rate, 8, func(ctx context.Context, i int) {
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		// One command in flight per device: the next free target.
@@ -93,9 +108,11 @@ func (p *pool) measureCommands(ctx context.Context, transport string, targets []
 	if err := pr.settle(ctx, settleTimeout); err != nil {
 		logf("  commands (%s): %d never reached the device: %v", transport, pr.outstanding(), err)
 	}
-	res.Split = split.finish(ctx)
+	if splitProbe != nil {
+		res.Split = splitProbe.finish(ctx)
+	}
+	// The samples stay for pools measured side by side to merge.
 	seenStats := seen.stats("")
-	seenStats.SamplesMs = nil
 	res.SeenByWatch = &seenStats
 	after, err := p.bridge.metrics(ctx)
 	if err != nil {

@@ -53,6 +53,10 @@ type config struct {
 	throughputWindow time.Duration
 	startRate        float64
 
+	// pools bridges, one per pool of poolDevices devices, run side by side
+	// against the one API server in row 9; 0 takes the mode's default.
+	pools, poolDevices int
+
 	// rows are the table rows to measure; empty measures them all.
 	rows rowSet
 
@@ -87,8 +91,10 @@ func parseConfig(args []string) (*config, error) {
 	fs.Float64Var(&c.startRate, "start-rate", 10000, "readings per second of the first throughput and transport probe (half the 20,000 target: lower rates tell nothing)")
 	fs.IntVar(&c.readingsPerEvent, "readings-per-event", maxReadingsPerEvent,
 		fmt.Sprintf("readings in each telemetry event, 1 to %d: an autoEvent reading a device command of that many resources", maxReadingsPerEvent))
-	fs.DurationVar(&c.timeout, "timeout", 30*time.Minute, "the whole run stops after this")
-	fs.Func("only", "measure only these rows, comma-separated, such as 7 or 3,4 (5 is 5a and 5b, 6 is 6a to 6d); "+
+	fs.IntVar(&c.pools, "pools", 0, "row 9: bridges side by side against one API server, one per pool (default 20)")
+	fs.IntVar(&c.poolDevices, "pool-devices", 0, "row 9: devices in each of those pools (default 500, or 50 with -small)")
+	fs.DurationVar(&c.timeout, "timeout", 45*time.Minute, "the whole run stops after this")
+	fs.Func("only", "measure only these rows, comma-separated, such as 7 or 3,4 (5 is 5a and 5b, 6 is 6a to 6d, 9 is 9a to 9e); "+
 		"what a row needs runs too (the main pool's import for 3 to 7, row 1 for 2, row 4's managed devices for 5, row 6 for 8), "+
 		"and rows not measured say so", func(v string) error {
 		rows, err := parseRows(v)
@@ -106,6 +112,15 @@ func parseConfig(args []string) (*config, error) {
 // scaleWindows sets the phase windows: the for a full run, short
 // ones for -small.
 func (c *config) scaleWindows() {
+	if c.pools == 0 {
+		c.pools = 20
+	}
+	if c.poolDevices == 0 {
+		c.poolDevices = 500
+		if c.small {
+			c.poolDevices = 50
+		}
+	}
 	if c.small {
 		c.latencyWindow, c.commandWindow = 5*time.Second, 4*time.Second
 		c.steadyWindow, c.growthWindow = 15*time.Second, 5*time.Second
@@ -121,6 +136,12 @@ func (c *config) validate() error {
 	var errs []error
 	if c.devices < 30 {
 		errs = append(errs, fmt.Errorf("-devices %d: at least 30 are needed", c.devices))
+	}
+	if c.pools < 2 {
+		errs = append(errs, fmt.Errorf("-pools %d: row 9 needs at least 2", c.pools))
+	}
+	if c.poolDevices < 10 {
+		errs = append(errs, fmt.Errorf("-pool-devices %d: at least 10 are needed", c.poolDevices))
 	}
 	if c.changingShare < 0 || c.changingShare > 1 {
 		errs = append(errs, fmt.Errorf("-changing-share %v is not between 0 and 1", c.changingShare))
@@ -141,7 +162,7 @@ func (c *config) validate() error {
 type rowSet map[string]bool
 
 // allRows are the rows -only accepts.
-var allRows = []string{"1", "2", "3", "4", "5", "6", "7", "8"}
+var allRows = []string{"1", "2", "3", "4", "5", "6", "7", "8", "9"}
 
 // rowNeeds are the rows whose results another row cannot do without.
 var rowNeeds = map[string][]string{

@@ -79,6 +79,9 @@ func (p *pool) measureImport(ctx context.Context, physicalSeconds float64) (impo
 
 	timeout := 2*time.Minute + time.Duration(20*physicalSeconds*float64(time.Second))
 	waitErr := tracker.wait(ctx, timeout, b.alive, func(done int) {
+		if p.quiet {
+			return
+		}
 		logf("  import %s: %d/%d devices complete, %.0fs", p.name, done, n, time.Since(start).Seconds())
 	})
 	end := tracker.last()

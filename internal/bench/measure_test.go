@@ -153,6 +153,15 @@ func TestVerdicts(t *testing.T) {
 		{"RSS at 10k within 200 MB", results{Devices: 10000, Steady: &steadyResult{Devices: 10000, BridgeRSSMB: 199}}, "6d", pass},
 		{"throughput at target", results{Throughput: &throughputResult{ReadingsPerSecond: 20000}}, "7", pass},
 		{"throughput below", results{Throughput: &throughputResult{ReadingsPerSecond: 19999}}, "7", fail},
+		{"many pools cost as one alone", results{Pools: manyPools(50, 0.010, 52, 0.0105, 2)}, "9a", pass},
+		{"many pools cost as one alone (CPU)", results{Pools: manyPools(50, 0.010, 52, 0.0105, 2)}, "9b", pass},
+		{"a bridge among many pools holds more", results{Pools: manyPools(50, 0.010, 56, 0.010, 2)}, "9a", fail},
+		{"a bridge among many pools works more", results{Pools: manyPools(50, 0.010, 50, 0.0115, 2)}, "9b", fail},
+		{"each write reaches its own pool's watchers", results{Pools: manyPools(50, 0.010, 50, 0.010, 2.01)}, "9c", pass},
+		{"writes reach every pool's watchers", results{Pools: manyPools(50, 0.010, 50, 0.010, 21)}, "9c", fail},
+		{"commands among many pools fast", results{Pools: &poolsResult{Commands: &poolsCommandPhase{Latency: fast}}}, "9e", pass},
+		{"commands among many pools slow", results{Pools: &poolsResult{Commands: &poolsCommandPhase{Latency: latencyStats{Count: 100, P50: 20, P99: 201}}}}, "9e", fail},
+		{"many pools not measured", results{}, "9a", fail},
 		{"a row -only left out", results{Settings: settings{Only: []string{"7"}}}, "6b", "—"},
 		{"the row -only asked for", results{Settings: settings{Only: []string{"7"}}, Throughput: &throughputResult{ReadingsPerSecond: 19999}}, "7", fail},
 	}
@@ -169,6 +178,17 @@ func TestVerdicts(t *testing.T) {
 			}
 			t.Fatalf("no row %s", tc.id)
 		})
+	}
+}
+
+// manyPools is row 9 with the pool alone at aloneRSS and aloneCores and
+// the median bridge among many at rss and cores.
+func manyPools(aloneRSS, aloneCores, rss, cores, eventsPerWrite float64) *poolsResult {
+	return &poolsResult{
+		Pools: 20, DevicesPerPool: 500,
+		Alone: alonePool{Steady: &steadyResult{BridgeRSSMB: aloneRSS, BridgeCores: aloneCores, WindowSeconds: 120}},
+		Steady: &poolsSteady{RSSP50: rss, RSSMax: rss, CoresP50: cores, CoresMax: cores, WindowSeconds: 120,
+			Cluster: clusterWindow{DeviceWrites: 1000, WatchEventsPerWrite: eventsPerWrite}},
 	}
 }
 
@@ -266,7 +286,8 @@ func TestChartIsWellFormedSVG(t *testing.T) {
 				{Transport: "rest", Latency: summarize([]time.Duration{300 * time.Microsecond, 9 * time.Millisecond}, 0)},
 				{Transport: "mqtt", Latency: summarize([]time.Duration{12 * time.Millisecond}, 0)},
 			},
-		}, 4},
+			Pools: &poolsResult{Pools: 20, Commands: &poolsCommandPhase{Latency: summarize([]time.Duration{15 * time.Millisecond}, 0)}},
+		}, 5},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -437,7 +458,8 @@ func TestOnlyRows(t *testing.T) {
 		{"2", []string{"1", "2"}, false},
 		{"5", []string{"4", "5"}, false},
 		{"8", []string{"6", "8"}, false},
-		{"9", nil, true},
+		{"9", []string{"9"}, false},
+		{"10", nil, true},
 		{"5a", nil, true},
 		{"", nil, true},
 	}

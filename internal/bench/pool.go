@@ -21,12 +21,24 @@ type pool struct {
 	bridge *bridgeProc
 	// fleet are the EdgeX names of the devices the pool was seeded with.
 	fleet []string
+	// quiet leaves out progress lines, for pools measured side by side,
+	// whose summary says enough.
+	quiet bool
 }
 
 // newPool starts a pool's simulator seeded with n devices, and its
-// namespace and watch; the bridge is started by the import.
+// namespace (named after the pool) and watch; the bridge is started by the
+// import.
 func newPool(ctx context.Context, r *rig, name string, n int) (*pool, error) {
-	p := &pool{rig: r, name: name, ns: name, prefix: "edgex-" + name}
+	return newPoolIn(ctx, r, name, name, n)
+}
+
+// newPoolIn is newPool with the pool's objects in namespace ns, which
+// other pools may share: then only the bridge's selection by spec.nodePool
+// keeps one pool's objects from another's bridge, as in a cluster whose
+// pools keep their devices in one namespace.
+func newPoolIn(ctx context.Context, r *rig, name, ns string, n int) (*pool, error) {
+	p := &pool{rig: r, name: name, ns: ns, prefix: "edgex-" + name}
 	p.sim = simulator.New(simulator.Options{BrokerURL: r.broker.URL(), TopicPrefix: p.prefix, MaxResultCount: 1024})
 	// Seeded before Start, so that no system event announces the fleet:
 	// the device services registered their devices long before the
@@ -42,12 +54,12 @@ func newPool(ctx context.Context, r *rig, name string, n int) (*pool, error) {
 	if err := p.sim.Start(startCtx); err != nil {
 		return nil, fmt.Errorf("start simulator of pool %s: %w", name, err)
 	}
-	if err := r.createNamespace(ctx, p.ns); err != nil {
+	if err := r.ensureNamespace(ctx, p.ns); err != nil {
 		p.close()
 		return nil, err
 	}
 	var err error
-	if p.watch, err = startDeviceWatch(ctx, r.restConfig, p.ns); err != nil {
+	if p.watch, err = startDeviceWatch(ctx, r.restConfig, p.ns, p.name); err != nil {
 		p.close()
 		return nil, err
 	}

@@ -304,3 +304,59 @@ func (m *loadMonitor) close() {
 	close(m.stop)
 	<-m.done
 }
+
+// machineCPU is the machine's CPU time from the first line of /proc/stat,
+// in USER_HZ ticks: busy and all (busy plus idle and I/O wait).
+type machineCPU struct {
+	busy, all uint64
+}
+
+func sampleMachineCPU() (machineCPU, error) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return machineCPU{}, fmt.Errorf("read /proc/stat: %w", err)
+	}
+	return parseMachineCPU(data)
+}
+
+// parseMachineCPU reads the "cpu" line of /proc/stat: user, nice, system,
+// idle, iowait, irq, softirq, steal (guest time is already in user).
+func parseMachineCPU(stat []byte) (machineCPU, error) {
+	line, _, _ := bytes.Cut(stat, []byte("\n"))
+	fields := strings.Fields(string(line))
+	if len(fields) < 9 || fields[0] != "cpu" {
+		return machineCPU{}, fmt.Errorf("/proc/stat does not start with a cpu line of 8 counters: %q", truncateText(string(line), 80))
+	}
+	var v [8]uint64
+	for i := range v {
+		n, err := strconv.ParseUint(fields[i+1], 10, 64)
+		if err != nil {
+			return machineCPU{}, fmt.Errorf("/proc/stat cpu counter %d is %q, not a number", i+1, fields[i+1])
+		}
+		v[i] = n
+	}
+	idle := v[3] + v[4]
+	busy := v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+	return machineCPU{busy: busy, all: busy + idle}, nil
+}
+
+// machineWindow is how busy the whole machine was over a window.
+type machineWindow struct {
+	// BusyShare is the share of all CPUs' time that was busy, 0 to 1.
+	BusyShare float64 `json:"busyShare"`
+	// Saturated says the CPUs were busy nearly all the time, so that
+	// every process waited for a CPU and latencies include that wait.
+	Saturated bool `json:"saturated"`
+}
+
+// saturatedShare is the busy share above which the machine counts as
+// CPU-saturated.
+const saturatedShare = 0.9
+
+func machineBetween(from, to machineCPU) machineWindow {
+	if to.all <= from.all {
+		return machineWindow{}
+	}
+	share := float64(to.busy-from.busy) / float64(to.all-from.all)
+	return machineWindow{BusyShare: share, Saturated: share >= saturatedShare}
+}

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"math"
 	"os"
 	"testing"
 	"time"
@@ -82,4 +83,43 @@ func FuzzParseProc(f *testing.F) {
 		parseStatParent([]byte(text))
 		parseStatusMemory([]byte(text))
 	})
+}
+
+func TestHowBusyTheMachineWas(t *testing.T) {
+	// user nice system idle iowait irq softirq steal guest guest_nice
+	start := "cpu  1000 0 500 8000 100 0 50 0 300 0\ncpu0 500 0 250 4000 50 0 25 0 150 0\n"
+	cases := []struct {
+		name, end     string
+		share         float64
+		saturated     bool
+		refusesTheEnd bool
+	}{
+		{name: "idle", end: "cpu  1000 0 500 9000 100 0 50 0 300 0\n", share: 0},
+		{name: "half busy", end: "cpu  1500 0 500 8600 0 0 50 0 300 0\n", share: 0.5},
+		{name: "saturated", end: "cpu  1900 0 500 8000 150 0 50 50 300 0\n", share: 950.0 / 1000, saturated: true},
+		{name: "no cpu line", end: "intr 1 2 3\n", refusesTheEnd: true},
+		{name: "garbled counter", end: "cpu  1000 0 x 8000 100 0 50 0 0 0\n", refusesTheEnd: true},
+	}
+	from, err := parseMachineCPU([]byte(start))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			to, err := parseMachineCPU([]byte(tc.end))
+			if tc.refusesTheEnd {
+				if err == nil {
+					t.Fatalf("%q parsed", tc.end)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := machineBetween(from, to)
+			if math.Abs(w.BusyShare-tc.share) > 1e-9 || w.Saturated != tc.saturated {
+				t.Errorf("busy share %.3f saturated %v, want %.3f %v", w.BusyShare, w.Saturated, tc.share, tc.saturated)
+			}
+		})
+	}
 }

@@ -34,6 +34,7 @@ type results struct {
 	Throughput  *throughputResult `json:"throughput,omitempty"`
 	Transport   *transportResult  `json:"transportLimit,omitempty"`
 	Growth      *growthResult     `json:"growth,omitempty"`
+	Pools       *poolsResult      `json:"pools,omitempty"`
 
 	Rows []row `json:"rows"`
 	// Errors are phases that could not be measured; their rows say so.
@@ -123,6 +124,7 @@ func (r *results) evaluate() {
 	}
 	r.Rows = append(r.Rows, r.steadyRows()...)
 	r.Rows = append(r.Rows, r.throughputRow(), r.growthRow())
+	r.Rows = append(r.Rows, r.poolsRows()...)
 	r.markSkipped()
 }
 
@@ -464,6 +466,7 @@ func (r *results) details() string {
 		}
 		b.WriteString("\n")
 	}
+	b.WriteString(r.poolsDetails())
 	if g := r.Growth; g != nil {
 		b.WriteString("- Growth points:")
 		for _, p := range g.Points {

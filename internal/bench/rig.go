@@ -9,9 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -150,6 +152,14 @@ func (r *rig) createNamespace(ctx context.Context, name string) error {
 	return nil
 }
 
+// ensureNamespace creates the namespace unless it exists.
+func (r *rig) ensureNamespace(ctx context.Context, name string) error {
+	if err := r.createNamespace(ctx, name); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return nil
+}
+
 // apiserverMetrics reads the kube-apiserver's own /metrics.
 func (r *rig) apiserverMetrics(ctx context.Context) (scrape, error) {
 	return scrapeURL(ctx, r.apiserver, strings.TrimSuffix(r.kube.Config.Host, "/")+"/metrics")
@@ -243,15 +253,34 @@ func total[K comparable, V int64 | float64](m map[K]V) V {
 	return t
 }
 
+// handedOut are the addresses freeLoopbackAddr gave out: the kernel may
+// offer a port again as soon as it is closed, and bridges started side by
+// side would then race to bind the same one.
+var handedOut = struct {
+	sync.Mutex
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
+
 // freeLoopbackAddr is a loopback address with a port nothing listens on
-// right now, for a child process to bind.
+// right now and that no earlier call returned, for a child process to bind.
 func freeLoopbackAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", fmt.Errorf("find a free port: %w", err)
+		}
+		addr := l.Addr().String()
+		if err := l.Close(); err != nil {
+			return "", err
+		}
+		if !handedOut.addrs[addr] {
+			handedOut.addrs[addr] = true
+			return addr, nil
+		}
 	}
-	addr := l.Addr().String()
-	return addr, l.Close()
+	return "", errors.New("find a free port: the kernel offered only ports already given out")
 }
 
 var errTimeout = errors.New("timed out")

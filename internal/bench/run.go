@@ -76,6 +76,13 @@ func run(ctx context.Context, cfg *config) (*results, error) {
 		g := fitGrowth(points)
 		res.Growth = &g
 	}
+	if cfg.measures("9") {
+		pools, err := measurePools(ctx, r, physicalSeconds/float64(cfg.devices))
+		res.Pools = pools
+		if err != nil {
+			res.Errors = append(res.Errors, "many pools: "+err.Error())
+		}
+	}
 	if len(res.Errors) > 0 {
 		return res, errors.New("some phases could not be measured; see the table")
 	}

@@ -56,45 +56,73 @@ type steadyResult struct {
 // measureSteady warms the pool up with one event per device, then measures
 // a window of telemetry at one event per device per telemetry interval.
 func (p *pool) measureSteady(ctx context.Context, gen *telemetryGen, window time.Duration) (steadyResult, error) {
+	if err := p.warmUp(ctx, gen); err != nil {
+		return steadyResult{}, err
+	}
+	w, err := p.beginSteady(ctx, gen, window, true)
+	if err != nil {
+		return w.res, err
+	}
+	return w.end(ctx, gen.run(ctx, gen.steadyRate(), window, 8))
+}
+
+// steadyWindow is a steady-state window under way in one pool: what its
+// end compares against.
+type steadyWindow struct {
+	p       *pool
+	res     steadyResult
+	writes  *writeLog
+	cancel  func()
+	before  snapshot
+	cluster bool
+	profile <-chan error
+}
+
+// beginSteady opens a steady-state window on a pool whose devices have all
+// reported. With cluster, the window also reads the API server's and
+// etcd's figures; pools measured side by side leave that to one reading
+// for them all, since those figures are the whole cluster's.
+func (p *pool) beginSteady(ctx context.Context, gen *telemetryGen, window time.Duration, cluster bool) (*steadyWindow, error) {
 	cfg := p.rig.cfg
-	res := steadyResult{
+	w := &steadyWindow{p: p, cluster: cluster, res: steadyResult{
 		Devices: len(gen.devices), ChangingDevices: gen.changing(), WindowSeconds: window.Seconds(),
 		TelemetryIntervalSeconds: cfg.telemetryInterval.Seconds(), StatusIntervalSeconds: cfg.statusInterval.Seconds(),
 		ResyncPeriod: cfg.resyncPeriod.String(),
-	}
-	if err := p.warmUp(ctx, gen); err != nil {
-		return res, err
-	}
+	}}
 	all, err := p.watch.list(ctx)
 	if err != nil {
-		return res, err
+		return w, err
 	}
-	res.OtherDevices = len(all) - res.Devices
+	w.res.OtherDevices = len(all) - w.res.Devices
+	w.writes = newWriteLog(gen)
+	w.cancel = p.watch.observe(w.writes.record)
+	if w.before, err = p.snapshot(ctx, cluster); err != nil {
+		w.cancel()
+		return w, err
+	}
+	w.profile = p.bridge.cpuProfile(ctx, window, p.profilePath("steady"))
+	w.writes.active.Store(true)
+	return w, nil
+}
 
-	writes := newWriteLog(gen)
-	cancel := p.watch.observe(writes.record)
-	defer cancel()
-	before, err := p.snapshot(ctx)
+// end closes the window once the telemetry run is over.
+func (w *steadyWindow) end(ctx context.Context, run paceResult) (steadyResult, error) {
+	p, res := w.p, w.res
+	w.writes.active.Store(false)
+	defer w.cancel()
+	after, err := p.snapshot(ctx, w.cluster)
 	if err != nil {
 		return res, err
 	}
-	profile := p.bridge.cpuProfile(ctx, window, p.profilePath("steady"))
-	writes.active.Store(true)
-	run := gen.run(ctx, float64(len(gen.devices))/cfg.telemetryInterval.Seconds(), window, 8)
-	writes.active.Store(false)
-	after, err := p.snapshot(ctx)
-	if err != nil {
-		return res, err
-	}
-	if err := <-profile; err != nil {
+	if err := <-w.profile; err != nil {
 		logf("  steady profile: %v", err)
 	}
 	if err := p.bridge.heapProfile(ctx, p.profilePath("heap")); err != nil {
 		logf("  heap profile: %v", err)
 	}
-	res.fill(before, after, run, writes, cfg.statusInterval)
-	res.OtherCores = p.rig.load.othersCores(before.at, after.at)
-	res.ReadingsReceived = p.awaitReadings(ctx, before, res.ReadingsPublished)
+	res.fill(w.before, after, run, w.writes, p.rig.cfg.statusInterval)
+	res.OtherCores = p.rig.load.othersCores(w.before.at, after.at)
+	res.ReadingsReceived = p.awaitReadings(ctx, w.before, res.ReadingsPublished)
 	return res, nil
 }
 
@@ -102,12 +130,20 @@ func (p *pool) measureSteady(ctx context.Context, gen *telemetryGen, window time
 // its readings, so that the window measures steady state, not the first
 // reports.
 func (p *pool) warmUp(ctx context.Context, gen *telemetryGen) error {
+	return p.warmUpWithin(ctx, gen, warmUpTimeout(len(gen.devices)))
+}
+
+// warmUpTimeout bounds a warm-up while the API server takes the first
+// status of n devices in all (every pool's, when pools warm up at once).
+func warmUpTimeout(n int) time.Duration { return 2*time.Minute + time.Duration(n)*10*time.Millisecond }
+
+// warmUpWithin is warmUp with its own bound.
+func (p *pool) warmUpWithin(ctx context.Context, gen *telemetryGen, timeout time.Duration) error {
 	gen.burst(ctx)
 	expected := map[string]bool{}
 	for _, d := range gen.devices {
 		expected[d.name] = true
 	}
-	timeout := 2*time.Minute + time.Duration(len(gen.devices))*10*time.Millisecond
 	return poll(ctx, timeout, 500*time.Millisecond, func(ctx context.Context) (bool, error) {
 		if err := p.bridge.alive(); err != nil {
 			return false, err
@@ -134,13 +170,18 @@ type snapshot struct {
 	bridgeProc, api, etcd procSample
 }
 
-func (p *pool) snapshot(ctx context.Context) (snapshot, error) {
+// snapshot reads the pool's counters, and with cluster the API server's
+// and etcd's too.
+func (p *pool) snapshot(ctx context.Context, cluster bool) (snapshot, error) {
 	s := snapshot{at: time.Now(), edgex: p.edgexRequests(), bridgeProc: p.bridge.sample()}
-	s.api, s.etcd = p.rig.controlPlane()
 	var err error
 	if s.bridge, err = p.bridge.metrics(ctx); err != nil {
 		return s, err
 	}
+	if !cluster {
+		return s, nil
+	}
+	s.api, s.etcd = p.rig.controlPlane()
 	if s.apiserver, err = p.rig.apiserverMetrics(ctx); err != nil {
 		return s, err
 	}

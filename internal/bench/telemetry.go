@@ -16,6 +16,7 @@ type telemetryGen struct {
 	sim      *simulator.Simulator
 	devices  []telemetryDevice
 	perEvent int
+	interval time.Duration
 	// round numbers events so that changing devices report new values
 	// every time, across phases.
 	round    atomic.Int64
@@ -33,7 +34,7 @@ type telemetryDevice struct {
 // every event (sensors, meters) and the rest the same values every time
 // (switches nobody touches); the two kinds are interleaved.
 func newTelemetryGen(p *pool, changingShare float64) *telemetryGen {
-	g := &telemetryGen{sim: p.sim, perEvent: p.rig.cfg.readingsPerEvent}
+	g := &telemetryGen{sim: p.sim, perEvent: p.rig.cfg.readingsPerEvent, interval: p.rig.cfg.telemetryInterval}
 	for i, name := range p.fleet {
 		g.devices = append(g.devices, telemetryDevice{
 			name: name, profile: fleetDevice(name, i).ProfileName,
@@ -86,4 +87,10 @@ func (g *telemetryGen) changing() int {
 		}
 	}
 	return n
+}
+
+// steadyRate is the steady state's events per second: one per device per
+// telemetry interval.
+func (g *telemetryGen) steadyRate() float64 {
+	return float64(len(g.devices)) / g.interval.Seconds()
 }

@@ -134,7 +134,7 @@ func (p *pool) trial(ctx context.Context, gen *telemetryGen, rate float64, windo
 		t.Why = err.Error()
 		return t
 	}
-	before, err := p.snapshot(ctx)
+	before, err := p.snapshot(ctx, true)
 	if err != nil {
 		t.Why = err.Error()
 		return t
@@ -169,7 +169,7 @@ func (p *pool) trial(ctx context.Context, gen *telemetryGen, rate float64, windo
 	drainStart := time.Now()
 	t.Received = p.drain(ctx, base, float64(t.Published))
 	t.DrainSeconds = time.Since(drainStart).Seconds()
-	after, err := p.snapshot(ctx)
+	after, err := p.snapshot(ctx, true)
 	if err != nil {
 		t.Why = err.Error()
 		return t

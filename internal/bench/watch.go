@@ -7,6 +7,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -45,13 +46,17 @@ type deviceChange struct {
 	at       time.Time
 }
 
-// startDeviceWatch watches the namespace's Devices and returns once the
-// initial list is in.
-func startDeviceWatch(ctx context.Context, cfg *rest.Config, namespace string) (*deviceWatch, error) {
+// startDeviceWatch watches one pool's Devices in a namespace and returns
+// once the initial list is in. It selects by spec.nodePool as the bridge
+// does, so that pools sharing a namespace do not fill each other's watch.
+func startDeviceWatch(ctx context.Context, cfg *rest.Config, namespace, pool string) (*deviceWatch, error) {
 	c, err := cache.New(cfg, cache.Options{
 		Scheme:            testenv.Scheme(),
 		DefaultNamespaces: map[string]cache.Config{namespace: {}},
 		DefaultTransform:  cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&v1alpha1.Device{}: {Field: fields.OneTermEqualSelector("spec.nodePool", pool)},
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("device watch for %s: %w", namespace, err)
