@@ -125,10 +125,9 @@ func PoolCacheOptions(pool string, namespaces []string, sel PoolSelection) cache
 		inPool.Field = fields.OneTermEqualSelector("spec.nodePool", pool)
 	}
 	return cache.Options{
-		// managedFields are a good part of each cached object and the
-		// bridge never reads them (its patches are merge patches): at
-		// 10,000 devices they were tens of megabytes.
-		DefaultTransform: cache.TransformStripManagedFields(),
+		// What the bridge never reads is dropped, and what thousands of
+		// objects repeat is kept once (see compactForCache).
+		DefaultTransform: compactForCache,
 		ByObject: map[client.Object]cache.ByObject{
 			&v1alpha1.Device{}:        inPool,
 			&v1alpha1.DeviceService{}: inPool,
@@ -268,7 +267,7 @@ func (l *poolLabeller) unlabelledCache() (cache.Cache, error) {
 		Scheme: l.mgr.GetScheme(), Mapper: l.mgr.GetRESTMapper(),
 		DefaultNamespaces:    nsConfig,
 		DefaultLabelSelector: labels.NewSelector().Add(*lacking),
-		DefaultTransform:     cache.TransformStripManagedFields(),
+		DefaultTransform:     compactForCache,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cache of objects without the %s label: %w", v1alpha1.PoolLabel, err)
