@@ -1,0 +1,78 @@
+package devicecontroller_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/edgebridge/edgebridge/api/v1alpha1"
+	"github.com/edgebridge/edgebridge/hack/testenv"
+)
+
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+// The pool's cache keeps only what the bridge reads: no managedFields and
+// no kubectl last-applied copy. Neither is ever lost on the server: the
+// bridge's writes are patches of what it changed, so a person's annotation
+// and field ownership survive them.
+func TestCacheDropsWhatTheBridgeNeverReads(t *testing.T) {
+	p := startPool(t, poolConfig{noBridge: true})
+	r := p.launchBridge()
+	p.bridge, p.stop = r.bridge, r.stop
+	testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error { return p.bridge.Ready() })
+
+	svc := managedService(p, "lean-svc")
+	prof := managedProfile(p, "lean-profile")
+	dev := managedDevice(p, "lean-dev", svc.Name, prof.Name)
+	dev.Annotations = map[string]string{lastApplied: `{"kind":"Device","spec":{"managed":true}}`, "example.com/owner": "team-a"}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, obj := range []client.Object{svc, prof, dev} {
+		if err := p.c.Create(ctx, obj, client.FieldOwner("person")); err != nil {
+			t.Fatalf("create %s: %v", obj.GetName(), err)
+		}
+	}
+	waitFor(p, &v1alpha1.Device{}, dev.Name, func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
+
+	key := client.ObjectKey{Namespace: p.ns, Name: dev.Name}
+	cached := &v1alpha1.Device{}
+	if err := r.mgr.GetCache().Get(ctx, key, cached); err != nil {
+		t.Fatal(err)
+	}
+	if len(cached.ManagedFields) != 0 {
+		t.Errorf("the cache holds %d managedFields entries", len(cached.ManagedFields))
+	}
+	if _, ok := cached.Annotations[lastApplied]; ok {
+		t.Errorf("the cache holds the %s annotation", lastApplied)
+	}
+	if cached.Annotations["example.com/owner"] != "team-a" || v1alpha1.EdgeXName(cached) != dev.Name {
+		t.Errorf("the cache lost annotations the bridge may read: %v", cached.Annotations)
+	}
+
+	// A person takes the bridge's finalizer off; the bridge puts it back
+	// with a patch computed from its cached (trimmed) copy.
+	update(p, &v1alpha1.Device{}, dev.Name, func(d *v1alpha1.Device) {
+		d.Finalizers = slices.DeleteFunc(d.Finalizers, func(f string) bool { return f == v1alpha1.Finalizer })
+	})
+	waitFor(p, &v1alpha1.Device{}, dev.Name, func(d *v1alpha1.Device) error {
+		if !slices.Contains(d.Finalizers, v1alpha1.Finalizer) {
+			return fmt.Errorf("finalizers %v", d.Finalizers)
+		}
+		return nil
+	})
+	live := &v1alpha1.Device{}
+	if err := p.get(live, dev.Name); err != nil {
+		t.Fatal(err)
+	}
+	if live.Annotations[lastApplied] != dev.Annotations[lastApplied] || live.Annotations["example.com/owner"] != "team-a" {
+		t.Errorf("a bridge write lost a person's annotations: %v", live.Annotations)
+	}
+	if !slices.ContainsFunc(live.ManagedFields, func(m metav1.ManagedFieldsEntry) bool { return m.Manager == "person" }) {
+		t.Errorf("a bridge write lost the person's managedFields: %+v", live.ManagedFields)
+	}
+}
