@@ -123,6 +123,46 @@ func mergeDevice(want, have dtos.Device) dtos.Device {
 	return want
 }
 
+// compact is the copy of an EdgeX device the bridge's memory of EdgeX
+// keeps: at 10,000 devices the repeated strings (service, profile and
+// protocol names, states, labels) were a good part of it. Nothing of d is
+// modified: it may be shared with the caller.
+func (deviceKind) compact(d dtos.Device) dtos.Device {
+	d.Description = cacheStrings.intern(d.Description)
+	d.AdminState, d.OperatingState = cacheStrings.intern(d.AdminState), cacheStrings.intern(d.OperatingState)
+	d.ServiceName, d.ProfileName = cacheStrings.intern(d.ServiceName), cacheStrings.intern(d.ProfileName)
+	if d.Labels != nil {
+		labels := make([]string, len(d.Labels))
+		for i, l := range d.Labels {
+			labels[i] = cacheStrings.intern(l)
+		}
+		d.Labels = labels
+	}
+	if d.AutoEvents != nil {
+		events := make([]dtos.AutoEvent, len(d.AutoEvents))
+		for i, e := range d.AutoEvents {
+			e.Interval, e.SourceName = cacheStrings.intern(e.Interval), cacheStrings.intern(e.SourceName)
+			events[i] = e
+		}
+		d.AutoEvents = events
+	}
+	if d.Protocols != nil {
+		protocols := make(map[string]dtos.ProtocolProperties, len(d.Protocols))
+		for name, props := range d.Protocols {
+			var kept dtos.ProtocolProperties
+			if props != nil {
+				kept = make(dtos.ProtocolProperties, len(props))
+				for k, v := range props {
+					kept[cacheStrings.intern(k)] = v
+				}
+			}
+			protocols[cacheStrings.intern(name)] = kept
+		}
+		d.Protocols = protocols
+	}
+	return d
+}
+
 func (deviceKind) knownEdgeID(d *v1alpha1.Device) string { return d.Status.EdgeId }
 
 func (deviceKind) recordEdge(d *v1alpha1.Device, e dtos.Device) {

@@ -48,6 +48,9 @@ func newEdgeQueue[O client.Object, E any](s *shared, k kind[O, E], guard *deleti
 		reconcileCh: make(chan event.GenericEvent, 1024),
 		created:     newPendingImports(),
 	}
+	if c, ok := any(k).(interface{ compact(E) E }); ok {
+		q.view.compact = c.compact
+	}
 	q.rec = &reconciler[O, E]{shared: s, kind: k, view: q.view, edgeGone: q.names.Add, seen: q.created.seen}
 	return q
 }

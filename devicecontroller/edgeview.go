@@ -16,6 +16,9 @@ import (
 type edgeView[E any] struct {
 	name     func(E) string
 	modified func(E) int64
+	// compact, when set, returns the copy of an object the view keeps: the
+	// same values, sharing the strings that many objects repeat.
+	compact func(E) E
 
 	mu         sync.RWMutex
 	objects    map[string]viewEntry[E]
@@ -92,8 +95,15 @@ func (v *edgeView[E]) Put(obj E, at time.Time) bool {
 		return false
 	}
 	delete(v.tombstones, name)
-	v.objects[name] = viewEntry[E]{obj: obj, heard: at}
+	v.objects[name] = viewEntry[E]{obj: v.kept(obj), heard: at}
 	return !had || !reflect.DeepEqual(old.obj, obj)
+}
+
+func (v *edgeView[E]) kept(obj E) E {
+	if v.compact == nil {
+		return obj
+	}
+	return v.compact(obj)
 }
 
 // Remove records positive evidence that EdgeX deleted the object: a delete
@@ -151,7 +161,7 @@ func (v *edgeView[E]) ApplyList(items []E, started time.Time) (changed, gone []s
 			continue
 		}
 		delete(v.tombstones, name)
-		v.objects[name] = viewEntry[E]{obj: obj, heard: started}
+		v.objects[name] = viewEntry[E]{obj: v.kept(obj), heard: started}
 		if !had || !reflect.DeepEqual(old.obj, obj) {
 			changed = append(changed, name)
 		}
