@@ -41,12 +41,11 @@ type poolElector struct {
 
 // electionRig is one pool's lease and beacon topic.
 type electionRig struct {
-	t           *testing.T
-	ns, name    string
-	topic       string
-	apiServer   string
-	broker      string
-	wantElected time.Duration
+	t         *testing.T
+	ns, name  string
+	topic     string
+	apiServer string
+	broker    string
 }
 
 func newElectionRig(t *testing.T, pool string) *electionRig {

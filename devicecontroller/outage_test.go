@@ -166,7 +166,6 @@ type outageReplica struct {
 	identity   string
 	link       *testenv.Link
 	cloud      *devicecontroller.Cloud
-	lock       *devicecontroller.LeaderLock
 	probeAddr  string
 	edgexCalls *atomic.Int64
 }

@@ -69,8 +69,10 @@ func TestChaosBridgeRestartedBehindYurtHubDuringAnOutage(t *testing.T) {
 	t.Cleanup(north.Close)
 	rig := &outageRig{t: t, metricsAddr: freeAddr(t), northbound: map[string]string{}}
 	var launched []*outageReplica
-	// seat is the pod the next launch runs in.
+	// seat is the pod the next launch runs in; locks are the launches'
+	// leader locks, in order.
 	seat := "bridge-0"
+	var locks []*devicecontroller.LeaderLock
 	p := startPool(t, poolConfig{seedDemo: true, noBridge: true,
 		options: func(o *devicecontroller.Options) { o.Northbound, o.NorthboundPrefix = north, "north" },
 	})
@@ -88,7 +90,7 @@ func TestChaosBridgeRestartedBehindYurtHubDuringAnOutage(t *testing.T) {
 			Beacon: w.bus, Topic: devicecontroller.BeaconTopic(p.prefix, p.name),
 		})
 		must(t, err)
-		r.lock = lock
+		locks = append(locks, lock)
 		w.runnables = append(w.runnables, lock)
 		w.manager.LeaderElection = true
 		w.manager.LeaderElectionResourceLockInterface = lock
@@ -111,7 +113,7 @@ func TestChaosBridgeRestartedBehindYurtHubDuringAnOutage(t *testing.T) {
 	standby := p.launchBridge()
 	launched[1].replica = standby
 	testenv.Eventually(t, 2*time.Minute, func(context.Context) error {
-		if err := launched[1].lock.PoolLeadRefusal(); err == nil || !strings.Contains(err.Error(), "replica-1 leads the pool") {
+		if err := locks[1].PoolLeadRefusal(); err == nil || !strings.Contains(err.Error(), "replica-1 leads the pool") {
 			return fmt.Errorf("the standby has not heard replica-1 lead in the pool: %v", err)
 		}
 		return nil
