@@ -195,3 +195,26 @@ func EncodeSystemEvent(kind, action, owner string, details any, timestampNanos i
 	}
 	return data, nil
 }
+
+// EventDecoder decodes device events as they arrive on an events topic,
+// envelope and body, keeping its decoding buffer from one message to the
+// next. It is for one goroutine, as a subscription delivers.
+type EventDecoder struct {
+	// A JSON event is copied out of its payload while decoding, so one
+	// buffer serves every JSON payload. CBOR may share the payload's
+	// memory (binary values), so a CBOR payload is never reused; nor is a
+	// rare large one kept for the decoder's whole life.
+	scratch []byte
+}
+
+// Decode decodes one bus message holding a device event.
+func (d *EventDecoder) Decode(message []byte) (dtos.Event, error) {
+	env, err := decodeEnvelope(message, d.scratch)
+	if err != nil {
+		return dtos.Event{}, err
+	}
+	if env.ContentType != ContentTypeCBOR && cap(env.Payload) <= maxReusedPayload {
+		d.scratch = env.Payload
+	}
+	return DecodeEvent(env)
+}

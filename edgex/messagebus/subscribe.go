@@ -59,21 +59,9 @@ func (c *Client) SubscribeEvents(handler func(topic string, ev dtos.Event), onEr
 	if handler == nil {
 		return errors.New("subscribe to events: nil handler")
 	}
-	// Events come one at a time on the subscription's goroutine, and a
-	// JSON event is copied out of its payload while decoding, so one
-	// buffer serves every JSON payload. CBOR may share the payload's
-	// memory (binary values), so a CBOR payload is never reused; nor is a
-	// rare large one kept for the subscription's whole life.
-	var scratch []byte
+	var dec EventDecoder
 	return c.subscribeQueued(c.topics.AllEvents(), func(topic string, payload []byte) error {
-		env, err := decodeEnvelope(payload, scratch)
-		if err != nil {
-			return err
-		}
-		if env.ContentType != ContentTypeCBOR && cap(env.Payload) <= maxReusedPayload {
-			scratch = env.Payload
-		}
-		ev, err := DecodeEvent(env)
+		ev, err := dec.Decode(payload)
 		if err != nil {
 			return err
 		}
