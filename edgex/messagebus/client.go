@@ -217,7 +217,11 @@ func New(opts Options) (*Client, error) {
 }
 
 func (c *Client) pahoOptions() *paho.ClientOptions {
-	return paho.NewClientOptions().
+	o := paho.NewClientOptions()
+	if u, err := url.Parse(c.opts.BrokerURL); err == nil && bufferedScheme(u.Scheme) {
+		o.SetCustomOpenConnectionFn(openBuffered)
+	}
+	return o.
 		AddBroker(c.opts.BrokerURL).
 		SetClientID(c.opts.ClientID).
 		SetUsername(c.opts.Username).
