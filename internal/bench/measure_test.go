@@ -361,25 +361,6 @@ func TestFleetIsValidEdgeX(t *testing.T) {
 	}
 }
 
-// Events of fewer readings report the profile's first resources, the same
-// values a full event would.
-func TestEventsOfFewerReadings(t *testing.T) {
-	for _, spec := range fleetProfileSpecs {
-		all := readings(spec.name, 5, true)
-		for n := 1; n <= maxReadingsPerEvent; n++ {
-			got := eventValues(spec.name, 5, true, n)
-			if len(got) != n {
-				t.Errorf("%s, %d per event: %d readings %v", spec.name, n, len(got), got)
-			}
-			for _, r := range spec.resources[:n] {
-				if v, ok := got[r.name]; !ok || v != all[r.name] {
-					t.Errorf("%s, %d per event: %s = %q, want %q", spec.name, n, r.name, v, all[r.name])
-				}
-			}
-		}
-	}
-}
-
 func TestTelemetryValues(t *testing.T) {
 	for _, spec := range fleetProfileSpecs {
 		a, b := readings(spec.name, 1, true), readings(spec.name, 2, true)
