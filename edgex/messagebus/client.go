@@ -232,6 +232,7 @@ func (c *Client) pahoOptions() *paho.ClientOptions {
 		SetProtocolVersion(4).
 		SetCleanSession(true).
 		SetOrderMatters(true).
+		SetDefaultPublishHandler(c.dispatch).
 		// The client runs its own reconnect loop: paho's sleeps between
 		// attempts cannot be interrupted, so Close could not stop them.
 		SetAutoReconnect(false).

@@ -38,6 +38,12 @@ var cborDecoder = func() cbor.DecMode {
 // DecodeEvent extracts the device event from an envelope published on an
 // events topic, whether the body is JSON or CBOR.
 func DecodeEvent(env Envelope) (dtos.Event, error) {
+	return decodeEvent(env, nil)
+}
+
+// decodeEvent decodes with what a decoder remembers of earlier events, if
+// anything (see memo).
+func decodeEvent(env Envelope, m *memo) (dtos.Event, error) {
 	var req AddEventRequest
 	if len(env.Payload) == 0 {
 		return req.Event, fmt.Errorf("decode event: %w", errEmptyPayload)
@@ -48,7 +54,7 @@ func DecodeEvent(env Envelope) (dtos.Event, error) {
 			return req.Event, fmt.Errorf("decode CBOR event: %w", err)
 		}
 	case ContentTypeJSON, "":
-		if fast, ok := fastEventRequest(env.Payload); ok {
+		if fast, ok := fastEventRequest(env.Payload, m); ok {
 			req = fast
 		} else if err := json.Unmarshal(env.Payload, &req); err != nil {
 			return req.Event, fmt.Errorf("decode JSON event: %w", err)
@@ -205,6 +211,7 @@ type EventDecoder struct {
 	// memory (binary values), so a CBOR payload is never reused; nor is a
 	// rare large one kept for the decoder's whole life.
 	scratch []byte
+	memo    memo
 }
 
 // Decode decodes one bus message holding a device event.
@@ -216,5 +223,5 @@ func (d *EventDecoder) Decode(message []byte) (dtos.Event, error) {
 	if env.ContentType != ContentTypeCBOR && cap(env.Payload) <= maxReusedPayload {
 		d.scratch = env.Payload
 	}
-	return DecodeEvent(env)
+	return decodeEvent(env, &d.memo)
 }
