@@ -151,10 +151,10 @@ func TestVerdicts(t *testing.T) {
 		{"steady writes too soon", results{Steady: &steadyResult{Devices: 10, APIWritesPerMinute: 60, APIWritesBoundPerMinute: 120, WritesTooClose: 3}}, "6b", fail},
 		{"steady CPU over half a core", results{Steady: &steadyResult{Devices: 10, BridgeCores: 0.51}}, "6c", fail},
 		{"RSS at 10k within 200 MB", results{Devices: 10000, Steady: &steadyResult{Devices: 10000, BridgeRSSMB: 199}}, "6d", pass},
-		{"throughput at target", results{Throughput: &throughputResult{ReadingsPerSecond: 20000}}, "7", pass},
-		{"throughput below", results{Throughput: &throughputResult{ReadingsPerSecond: 19999}}, "7", fail},
+		{"throughput at target", results{Throughput: &throughputResult{ReadingsPerSecond: 40000}}, "7", pass},
+		{"throughput below", results{Throughput: &throughputResult{ReadingsPerSecond: 39999}}, "7", fail},
 		{"a row -only left out", results{Settings: settings{Only: []string{"7"}}}, "6b", "—"},
-		{"the row -only asked for", results{Settings: settings{Only: []string{"7"}}, Throughput: &throughputResult{ReadingsPerSecond: 19999}}, "7", fail},
+		{"the row -only asked for", results{Settings: settings{Only: []string{"7"}}, Throughput: &throughputResult{ReadingsPerSecond: 39999}}, "7", fail},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
