@@ -125,6 +125,24 @@ func (r *reader) str(seen *uint64, i int, dst *string) bool {
 	return ok
 }
 
+// usual reads the string value of key number i into dst, as the constant
+// usual when it holds that text: an envelope's version and content type
+// are the same in every message.
+func (r *reader) usual(seen *uint64, i int, dst *string, usual ...string) bool {
+	if !once(seen, i) {
+		return false
+	}
+	s, ok := r.rawString()
+	for _, u := range usual {
+		if string(s) == u {
+			*dst = u
+			return ok
+		}
+	}
+	*dst = string(s)
+	return ok
+}
+
 // name reads the string value of key number i into dst, interned (see
 // names): a string per name and event is most of what an event would
 // allocate.
@@ -239,7 +257,7 @@ func fastEnvelope(data, buf []byte) (Envelope, bool) {
 	ok := r.object(func(key []byte, seen *uint64) bool {
 		switch string(key) {
 		case "apiVersion":
-			return r.str(seen, 0, &env.APIVersion)
+			return r.usual(seen, 0, &env.APIVersion, APIVersion)
 		case "receivedTopic":
 			return r.str(seen, 1, &env.ReceivedTopic)
 		case "correlationID":
@@ -259,7 +277,7 @@ func fastEnvelope(data, buf []byte) (Envelope, bool) {
 			env.Payload, ok = r.base64(buf)
 			return ok
 		case "contentType":
-			return r.str(seen, 6, &env.ContentType)
+			return r.usual(seen, 6, &env.ContentType, ContentTypeJSON, ContentTypeCBOR)
 		}
 		return false
 	})
