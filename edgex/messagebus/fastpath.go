@@ -33,14 +33,18 @@ type reader struct {
 // texts that repeat from event to event (device, profile, source and
 // resource names, value types, units), so that each is one string however
 // many events carry it, and room to collect readings in. A bridge's
-// devices and profiles are few enough to keep; past maxNames (a hostile or
-// runaway stream of names) new names are no longer kept, only copied.
+// devices and profiles are few enough to keep; names longer than
+// maxNameLength, and new names past maxNames (a hostile or runaway stream
+// of names), are only copied, so that the memo stays under 16 MB.
 type memo struct {
 	names    map[string]string
 	readings []dtos.BaseReading
 }
 
-const maxNames = 1 << 16
+const (
+	maxNames      = 1 << 16
+	maxNameLength = 256
+)
 
 // intern returns b as a string, shared with earlier identical ones.
 func (m *memo) intern(b []byte) string {
@@ -51,12 +55,13 @@ func (m *memo) intern(b []byte) string {
 		return s
 	}
 	s := string(b)
+	if len(s) > maxNameLength || len(m.names) >= maxNames {
+		return s
+	}
 	if m.names == nil {
 		m.names = map[string]string{}
 	}
-	if len(m.names) < maxNames {
-		m.names[s] = s
-	}
+	m.names[s] = s
 	return s
 }
 

@@ -147,3 +147,22 @@ func TestEventDecoderLeavesEarlierEventsAlone(t *testing.T) {
 		t.Fatalf("the first event changed:\n got %s\nwant %s", got, want)
 	}
 }
+
+// A stream of ever new or huge names cannot make a decoder's memory grow
+// without bound.
+func TestDecoderMemoryIsBounded(t *testing.T) {
+	var m memo
+	long := strings.Repeat("x", maxNameLength+1)
+	if m.intern([]byte(long)); len(m.names) != 0 {
+		t.Fatalf("kept a name of %d bytes", len(long))
+	}
+	for i := range maxNames + 10 {
+		m.intern([]byte(fmt.Sprintf("device-%d", i)))
+	}
+	if len(m.names) != maxNames {
+		t.Fatalf("kept %d names, want at most %d", len(m.names), maxNames)
+	}
+	if got := m.intern([]byte("device-1")); got != "device-1" {
+		t.Fatalf("intern returned %q", got)
+	}
+}
