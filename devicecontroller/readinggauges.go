@@ -11,13 +11,13 @@ import (
 
 // exportGaugesLocked sets the numeric readings' gauges, within the series
 // cap.
-func (t *telemetry) exportGaugesLocked(key types.NamespacedName, ev dtos.Event) {
+func (t *telemetry) exportGaugesLocked(key types.NamespacedName, st *deviceState, ev dtos.Event) {
 	for _, r := range ev.Readings {
 		v, ok := numeric(r)
 		if !ok {
 			continue
 		}
-		g := t.gauge(key, r.ResourceName)
+		g := t.gauge(key, st, r.ResourceName)
 		if g == nil {
 			t.counters.seriesDropped.Inc()
 			continue
@@ -28,20 +28,17 @@ func (t *telemetry) exportGaugesLocked(key types.NamespacedName, ev dtos.Event) 
 
 // gauge returns a device resource's series, made on first use while the
 // cap allows; nil when it does not.
-func (t *telemetry) gauge(key types.NamespacedName, resource string) prometheus.Gauge {
-	byResource := t.gauges[key]
-	if g, ok := byResource[resource]; ok {
-		return g
+func (t *telemetry) gauge(key types.NamespacedName, st *deviceState, resource string) prometheus.Gauge {
+	for _, g := range st.gauges {
+		if g.resource == resource {
+			return g.gauge
+		}
 	}
 	if t.series >= t.opts.MaxReadingSeries {
 		return nil
 	}
-	if byResource == nil {
-		byResource = map[string]prometheus.Gauge{}
-		t.gauges[key] = byResource
-	}
 	g := t.metrics.readingValue.WithLabelValues(t.metrics.pool, key.Namespace, key.Name, resource)
-	byResource[resource] = g
+	st.gauges = append(st.gauges, resourceGauge{resource: resource, gauge: g})
 	t.series++
 	return g
 }

@@ -28,10 +28,12 @@ import (
 // media type and size do.
 //
 // onEvent runs once per event on the bus's delivery goroutine, so what it
-// does per event is kept to map lookups under one mutex: the owning Device
-// is remembered rather than listed from the cache each time, metric
+// does per event is kept to two map lookups under one mutex: the owning
+// Device is remembered rather than listed from the cache each time, metric
 // handles are resolved once, and a device already waiting for its status
-// write is not queued again.
+// write is not queued again. What it keeps is one small record per device
+// (see deviceState), whose resource names are the decoder's interned
+// strings.
 type telemetry struct {
 	*shared
 	commands *commandDriver
@@ -44,19 +46,39 @@ type telemetry struct {
 	northbound chan northboundItem
 
 	mu sync.Mutex
-	// owners remembers which Device an EdgeX name belongs to (see owner);
-	// names is the reverse, the name each Device was found for.
-	owners    map[string]ownerEntry
-	names     map[types.NamespacedName]string
-	pending   map[types.NamespacedName]map[string]reading
-	lastWrite map[types.NamespacedName]time.Time
-	// scheduled are the devices whose status write is queued and not yet
-	// started.
-	scheduled map[types.NamespacedName]bool
-	// gauges are the exported reading series by device and resource;
-	// series counts them against MaxReadingSeries.
-	gauges map[types.NamespacedName]map[string]prometheus.Gauge
+	// owners remembers which Device an EdgeX name belongs to (see owner).
+	owners  map[string]ownerEntry
+	devices map[types.NamespacedName]*deviceState
+	// series counts the exported reading series against MaxReadingSeries.
 	series int
+}
+
+// deviceState is what telemetry keeps for one Device.
+type deviceState struct {
+	// edgexName is the name the Device was found for.
+	edgexName string
+	lastWrite time.Time
+	// scheduled says the status write is queued and not yet started.
+	scheduled bool
+	// pending are the latest readings not yet written, one per resource.
+	pending []reading
+	// gauges are the device's exported reading series.
+	gauges []resourceGauge
+}
+
+type resourceGauge struct {
+	resource string
+	gauge    prometheus.Gauge
+}
+
+// state returns the device's record, made on first use.
+func (t *telemetry) stateLocked(key types.NamespacedName) *deviceState {
+	st := t.devices[key]
+	if st == nil {
+		st = &deviceState{}
+		t.devices[key] = st
+	}
+	return st
 }
 
 // ownerEntry is a remembered lookup of an EdgeX name's Device.
@@ -67,9 +89,33 @@ type ownerEntry struct {
 
 // reading is the latest a device reported for one resource.
 type reading struct {
-	value, valueType, units, mediaType string
-	binarySize                         int64
-	originNanos                        int64
+	resource, value, valueType, units, mediaType string
+	binarySize                                   int64
+	originNanos                                  int64
+}
+
+// find returns the index of the resource's reading, or -1. A device has a
+// handful of resources: a scan beats a map, and costs no memory.
+func find(readings []reading, resource string) int {
+	for i := range readings {
+		if readings[i].resource == resource {
+			return i
+		}
+	}
+	return -1
+}
+
+// keepLatest puts r into readings unless a newer reading of its resource
+// is there already.
+func keepLatest(readings []reading, r reading) []reading {
+	i := find(readings, r.resource)
+	switch {
+	case i < 0:
+		return append(readings, r)
+	case readings[i].originNanos <= r.originNanos:
+		readings[i] = r
+	}
+	return readings
 }
 
 func newTelemetry(s *shared, commands *commandDriver, lookup func(context.Context, string) (*v1alpha1.Device, bool)) *telemetry {
@@ -78,11 +124,7 @@ func newTelemetry(s *shared, commands *commandDriver, lookup func(context.Contex
 		writes:     newQueueSource[types.NamespacedName](),
 		counters:   s.metrics.telemetryCounters(s.opts.Northbound != nil),
 		owners:     map[string]ownerEntry{},
-		names:      map[types.NamespacedName]string{},
-		pending:    map[types.NamespacedName]map[string]reading{},
-		lastWrite:  map[types.NamespacedName]time.Time{},
-		scheduled:  map[types.NamespacedName]bool{},
-		gauges:     map[types.NamespacedName]map[string]prometheus.Gauge{},
+		devices:    map[types.NamespacedName]*deviceState{},
 		northbound: make(chan northboundItem, s.opts.NorthboundQueue),
 	}
 }
@@ -101,11 +143,12 @@ func (t *telemetry) onEvent(_ string, ev dtos.Event) {
 	t.enqueueNorthbound(key, ev)
 
 	t.mu.Lock()
-	t.exportGaugesLocked(key, ev)
-	t.mergeLocked(key, ev)
-	schedule := !t.scheduled[key]
-	t.scheduled[key] = true
-	delay := t.lastWrite[key].Add(t.opts.StatusInterval).Sub(now)
+	st := t.stateLocked(key)
+	t.exportGaugesLocked(key, st, ev)
+	mergeLocked(st, ev)
+	schedule := !st.scheduled
+	st.scheduled = true
+	delay := st.lastWrite.Add(t.opts.StatusInterval).Sub(now)
 	t.mu.Unlock()
 	if schedule {
 		t.writes.AddAfter(key, delay)
@@ -137,24 +180,18 @@ func (t *telemetry) owner(edgexName string, now time.Time) (types.NamespacedName
 	key := types.NamespacedName{Namespace: dev.Namespace, Name: dev.Name}
 	t.mu.Lock()
 	t.owners[edgexName] = ownerEntry{key: key, until: now.Add(ownerReuse)}
-	t.names[key] = edgexName
+	t.stateLocked(key).edgexName = edgexName
 	t.mu.Unlock()
 	return key, true
 }
 
 // mergeLocked keeps, per resource, the reading taken last.
-func (t *telemetry) mergeLocked(key types.NamespacedName, ev dtos.Event) {
-	latest := t.pending[key]
-	if latest == nil {
-		latest = make(map[string]reading, len(ev.Readings))
-		t.pending[key] = latest
+func mergeLocked(st *deviceState, ev dtos.Event) {
+	if st.pending == nil {
+		st.pending = make([]reading, 0, len(ev.Readings))
 	}
 	for _, r := range ev.Readings {
-		next := toReading(r, ev.Origin)
-		if cur, ok := latest[r.ResourceName]; ok && cur.originNanos > next.originNanos {
-			continue
-		}
-		latest[r.ResourceName] = next
+		st.pending = keepLatest(st.pending, toReading(r, ev.Origin))
 	}
 }
 
@@ -163,7 +200,7 @@ func toReading(r dtos.BaseReading, eventOrigin int64) reading {
 	if origin == 0 {
 		origin = eventOrigin
 	}
-	out := reading{valueType: r.ValueType, units: r.Units, originNanos: origin}
+	out := reading{resource: r.ResourceName, valueType: r.ValueType, units: r.Units, originNanos: origin}
 	switch {
 	case r.ValueType == "Binary":
 		out.mediaType, out.binarySize = r.MediaType, int64(len(r.BinaryValue))
@@ -204,13 +241,13 @@ func (t *telemetry) setup(mgr manager.Manager) error {
 // them changed a value.
 func (t *telemetry) flush(ctx context.Context, key types.NamespacedName) {
 	t.mu.Lock()
-	latest := t.pending[key]
-	delete(t.pending, key)
-	delete(t.scheduled, key)
+	st := t.stateLocked(key)
+	latest := st.pending
+	st.pending, st.scheduled = nil, false
 	// Set before writing, so that readings arriving meanwhile wait a full
 	// interval.
-	t.lastWrite[key] = time.Now()
-	edgexName := t.names[key]
+	st.lastWrite = time.Now()
+	edgexName := st.edgexName
 	t.mu.Unlock()
 	if len(latest) == 0 {
 		return
@@ -274,7 +311,7 @@ func (t *telemetry) connectedStale(dev *v1alpha1.Device, seen int64) bool {
 }
 
 // newestReading is the time (ms) of the newest of the readings.
-func newestReading(latest map[string]reading) int64 {
+func newestReading(latest []reading) int64 {
 	var newest int64
 	for _, r := range latest {
 		newest = max(newest, r.originNanos/int64(time.Millisecond))
@@ -284,10 +321,11 @@ func newestReading(latest map[string]reading) int64 {
 
 // statusPatch returns the status entries that changed and the newest
 // reading time (ms).
-func (t *telemetry) statusPatch(key types.NamespacedName, dev *v1alpha1.Device, latest map[string]reading) (map[string]any, int64) {
+func (t *telemetry) statusPatch(key types.NamespacedName, dev *v1alpha1.Device, latest []reading) (map[string]any, int64) {
 	patch := map[string]any{}
 	var newest int64
-	for res, r := range latest {
+	for _, r := range latest {
+		res := r.resource
 		if r.originNanos < t.commands.confirmedAt(key, res).UnixNano() {
 			continue // taken before the device accepted a newer command
 		}
@@ -316,19 +354,19 @@ func (t *telemetry) statusPatch(key types.NamespacedName, dev *v1alpha1.Device, 
 
 // requeueReadings puts back readings whose write failed, unless newer ones
 // arrived meanwhile, and retries after an interval.
-func (t *telemetry) requeueReadings(key types.NamespacedName, readings map[string]reading) {
+func (t *telemetry) requeueReadings(key types.NamespacedName, readings []reading) {
 	t.mu.Lock()
-	latest := t.pending[key]
-	if latest == nil {
-		latest = map[string]reading{}
-		t.pending[key] = latest
-	}
-	for res, r := range readings {
-		if cur, ok := latest[res]; !ok || cur.originNanos < r.originNanos {
-			latest[res] = r
+	st := t.stateLocked(key)
+	for _, r := range readings {
+		// Readings that arrived meanwhile win, even taken at the same time.
+		switch i := find(st.pending, r.resource); {
+		case i < 0:
+			st.pending = append(st.pending, r)
+		case st.pending[i].originNanos < r.originNanos:
+			st.pending[i] = r
 		}
 	}
-	t.scheduled[key] = true
+	st.scheduled = true
 	t.mu.Unlock()
 	t.writes.AddAfter(key, t.opts.StatusInterval)
 }
@@ -340,25 +378,23 @@ func (t *telemetry) disown(key types.NamespacedName, edgexName string) {
 	if t.owners[edgexName].key == key {
 		delete(t.owners, edgexName)
 	}
-	if t.names[key] == edgexName {
-		delete(t.names, key)
+	if st := t.devices[key]; st != nil && st.edgexName == edgexName {
+		st.edgexName = ""
 	}
 }
 
 // forget drops what telemetry keeps for a device that is gone.
 func (t *telemetry) forget(key types.NamespacedName) {
 	t.mu.Lock()
-	delete(t.pending, key)
-	delete(t.lastWrite, key)
-	delete(t.scheduled, key)
-	if name, ok := t.names[key]; ok && t.owners[name].key == key {
-		delete(t.owners, name)
+	if st := t.devices[key]; st != nil {
+		if t.owners[st.edgexName].key == key {
+			delete(t.owners, st.edgexName)
+		}
+		t.series -= len(st.gauges)
 	}
-	delete(t.names, key)
 	// Under mu, so that no event makes one of the device's series again
 	// between forgetting and deleting it.
-	t.series -= len(t.gauges[key])
-	delete(t.gauges, key)
+	delete(t.devices, key)
 	t.metrics.readingValue.DeletePartialMatch(map[string]string{"pool": t.metrics.pool, "namespace": key.Namespace, "device": key.Name})
 	t.mu.Unlock()
 }
@@ -367,12 +403,12 @@ func (t *telemetry) forget(key types.NamespacedName) {
 // could not be written, when one of them is of a property with a desired
 // value: without the write's watch event (reportedDesiredChanged), drift
 // would go unseen until the cloud returns.
-func (t *telemetry) requeueIfDesired(key types.NamespacedName, dev *v1alpha1.Device, readings map[string]reading) {
+func (t *telemetry) requeueIfDesired(key types.NamespacedName, dev *v1alpha1.Device, readings []reading) {
 	if !dev.Spec.Managed {
 		return
 	}
-	for res := range readings {
-		if dev.Spec.DeviceProperties[res].DesiredValue != "" {
+	for _, r := range readings {
+		if dev.Spec.DeviceProperties[r.resource].DesiredValue != "" {
 			t.commands.requeue(key)
 			return
 		}
@@ -384,8 +420,16 @@ func (t *telemetry) requeueIfDesired(key types.NamespacedName, dev *v1alpha1.Dev
 func (t *telemetry) unwritten(key types.NamespacedName, resource string) (value string, reportedMs int64, ok bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	r, ok := t.pending[key][resource]
-	if !ok || r.mediaType != "" || r.binarySize > 0 {
+	st := t.devices[key]
+	if st == nil {
+		return "", 0, false
+	}
+	i := find(st.pending, resource)
+	if i < 0 {
+		return "", 0, false
+	}
+	r := st.pending[i]
+	if r.mediaType != "" || r.binarySize > 0 {
 		return "", 0, false
 	}
 	return r.value, r.originNanos / int64(time.Millisecond), true
@@ -395,9 +439,11 @@ func (t *telemetry) unwritten(key types.NamespacedName, resource string) (value 
 // interval: the cloud is back and the statuses are behind.
 func (t *telemetry) flushSoon() {
 	t.mu.Lock()
-	keys := make([]types.NamespacedName, 0, len(t.pending))
-	for key := range t.pending {
-		keys = append(keys, key)
+	var keys []types.NamespacedName
+	for key, st := range t.devices {
+		if len(st.pending) > 0 {
+			keys = append(keys, key)
+		}
 	}
 	t.mu.Unlock()
 	for _, key := range keys {

@@ -217,7 +217,11 @@ func New(opts Options) (*Client, error) {
 }
 
 func (c *Client) pahoOptions() *paho.ClientOptions {
-	return paho.NewClientOptions().
+	o := paho.NewClientOptions()
+	if u, err := url.Parse(c.opts.BrokerURL); err == nil && bufferedScheme(u.Scheme) {
+		o.SetCustomOpenConnectionFn(openBuffered)
+	}
+	return o.
 		AddBroker(c.opts.BrokerURL).
 		SetClientID(c.opts.ClientID).
 		SetUsername(c.opts.Username).
@@ -228,6 +232,7 @@ func (c *Client) pahoOptions() *paho.ClientOptions {
 		SetProtocolVersion(4).
 		SetCleanSession(true).
 		SetOrderMatters(true).
+		SetDefaultPublishHandler(c.dispatch).
 		// The client runs its own reconnect loop: paho's sleeps between
 		// attempts cannot be interrupted, so Close could not stop them.
 		SetAutoReconnect(false).

@@ -12,7 +12,13 @@ import (
 // telemetry uses.
 func sensorEvent(tb testing.TB) []byte {
 	tb.Helper()
-	ev := dtos.NewEvent("bench-sensor", "dev-00042", "all")
+	return sensorEventOf(tb, "dev-00042")
+}
+
+// sensorEventOf is sensorEvent for another device.
+func sensorEventOf(tb testing.TB, device string) []byte {
+	tb.Helper()
+	ev := dtos.NewEvent("bench-sensor", device, "all")
 	ev.Origin = 1795315732342002106
 	for _, r := range []struct {
 		name, valueType, units string

@@ -38,6 +38,12 @@ var cborDecoder = func() cbor.DecMode {
 // DecodeEvent extracts the device event from an envelope published on an
 // events topic, whether the body is JSON or CBOR.
 func DecodeEvent(env Envelope) (dtos.Event, error) {
+	return decodeEvent(env, nil)
+}
+
+// decodeEvent decodes with what a decoder remembers of earlier events, if
+// anything (see memo).
+func decodeEvent(env Envelope, m *memo) (dtos.Event, error) {
 	var req AddEventRequest
 	if len(env.Payload) == 0 {
 		return req.Event, fmt.Errorf("decode event: %w", errEmptyPayload)
@@ -48,7 +54,7 @@ func DecodeEvent(env Envelope) (dtos.Event, error) {
 			return req.Event, fmt.Errorf("decode CBOR event: %w", err)
 		}
 	case ContentTypeJSON, "":
-		if fast, ok := fastEventRequest(env.Payload); ok {
+		if fast, ok := fastEventRequest(env.Payload, m); ok {
 			req = fast
 		} else if err := json.Unmarshal(env.Payload, &req); err != nil {
 			return req.Event, fmt.Errorf("decode JSON event: %w", err)
@@ -194,4 +200,28 @@ func EncodeSystemEvent(kind, action, owner string, details any, timestampNanos i
 		return nil, fmt.Errorf("encode system event: %w", err)
 	}
 	return data, nil
+}
+
+// EventDecoder decodes device events as they arrive on an events topic,
+// envelope and body, keeping its decoding buffer from one message to the
+// next. It is for one goroutine, as a subscription delivers.
+type EventDecoder struct {
+	// A JSON event is copied out of its payload while decoding, so one
+	// buffer serves every JSON payload. CBOR may share the payload's
+	// memory (binary values), so a CBOR payload is never reused; nor is a
+	// rare large one kept for the decoder's whole life.
+	scratch []byte
+	memo    memo
+}
+
+// Decode decodes one bus message holding a device event.
+func (d *EventDecoder) Decode(message []byte) (dtos.Event, error) {
+	env, err := decodeEnvelope(message, d.scratch)
+	if err != nil {
+		return dtos.Event{}, err
+	}
+	if env.ContentType != ContentTypeCBOR && cap(env.Payload) <= maxReusedPayload {
+		d.scratch = env.Payload
+	}
+	return decodeEvent(env, &d.memo)
 }

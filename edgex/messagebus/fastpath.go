@@ -25,6 +25,44 @@ import (
 type reader struct {
 	data []byte
 	pos  int
+	// memo, when not nil, is what one decoder keeps from event to event.
+	memo *memo
+}
+
+// memo is what a decoder of a stream of events keeps between them: the
+// texts that repeat from event to event (device, profile, source and
+// resource names, value types, units), so that each is one string however
+// many events carry it, and room to collect readings in. A bridge's
+// devices and profiles are few enough to keep; names longer than
+// maxNameLength, and new names past maxNames (a hostile or runaway stream
+// of names), are only copied, so that the memo stays under 16 MB.
+type memo struct {
+	names    map[string]string
+	readings []dtos.BaseReading
+}
+
+const (
+	maxNames      = 1 << 16
+	maxNameLength = 256
+)
+
+// intern returns b as a string, shared with earlier identical ones.
+func (m *memo) intern(b []byte) string {
+	if m == nil {
+		return string(b)
+	}
+	if s, ok := m.names[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(s) > maxNameLength || len(m.names) >= maxNames {
+		return s
+	}
+	if m.names == nil {
+		m.names = map[string]string{}
+	}
+	m.names[s] = s
+	return s
 }
 
 func (r *reader) skipSpace() {
@@ -92,19 +130,34 @@ func (r *reader) str(seen *uint64, i int, dst *string) bool {
 	return ok
 }
 
-// strSeen reads the string value of key number i into dst, sharing seen's
-// memory when it holds the same text: a reading repeats its event's device
-// and profile names, and a string per repeat is most of what an event
-// allocates.
-func (r *reader) strSeen(seen *uint64, i int, dst *string, known string) bool {
+// usual reads the string value of key number i into dst, as the constant
+// usual when it holds that text: an envelope's version and content type
+// are the same in every message.
+func (r *reader) usual(seen *uint64, i int, dst *string, usual ...string) bool {
 	if !once(seen, i) {
 		return false
 	}
 	s, ok := r.rawString()
-	if string(s) == known {
-		*dst = known
-	} else {
-		*dst = string(s)
+	for _, u := range usual {
+		if string(s) == u {
+			*dst = u
+			return ok
+		}
+	}
+	*dst = string(s)
+	return ok
+}
+
+// name reads the string value of key number i into dst, interned (see
+// names): a string per name and event is most of what an event would
+// allocate.
+func (r *reader) name(seen *uint64, i int, dst *string) bool {
+	if !once(seen, i) {
+		return false
+	}
+	s, ok := r.rawString()
+	if ok {
+		*dst = r.memo.intern(s)
 	}
 	return ok
 }
@@ -209,7 +262,7 @@ func fastEnvelope(data, buf []byte) (Envelope, bool) {
 	ok := r.object(func(key []byte, seen *uint64) bool {
 		switch string(key) {
 		case "apiVersion":
-			return r.str(seen, 0, &env.APIVersion)
+			return r.usual(seen, 0, &env.APIVersion, APIVersion)
 		case "receivedTopic":
 			return r.str(seen, 1, &env.ReceivedTopic)
 		case "correlationID":
@@ -229,7 +282,7 @@ func fastEnvelope(data, buf []byte) (Envelope, bool) {
 			env.Payload, ok = r.base64(buf)
 			return ok
 		case "contentType":
-			return r.str(seen, 6, &env.ContentType)
+			return r.usual(seen, 6, &env.ContentType, ContentTypeJSON, ContentTypeCBOR)
 		}
 		return false
 	})
@@ -239,13 +292,13 @@ func fastEnvelope(data, buf []byte) (Envelope, bool) {
 // fastEventRequest decodes an event request whose event and readings
 // carry no tags and whose readings are simple values (no binary or object
 // values).
-func fastEventRequest(data []byte) (AddEventRequest, bool) {
+func fastEventRequest(data []byte, m *memo) (AddEventRequest, bool) {
 	var req AddEventRequest
-	r := &reader{data: data}
+	r := &reader{data: data, memo: m}
 	ok := r.object(func(key []byte, seen *uint64) bool {
 		switch string(key) {
 		case "apiVersion":
-			return r.str(seen, 0, &req.APIVersion)
+			return r.name(seen, 0, &req.APIVersion)
 		case "requestId":
 			return r.str(seen, 1, &req.RequestID)
 		case "event":
@@ -260,15 +313,15 @@ func (r *reader) event(ev *dtos.Event) bool {
 	return r.object(func(key []byte, seen *uint64) bool {
 		switch string(key) {
 		case "apiVersion":
-			return r.str(seen, 0, &ev.ApiVersion)
+			return r.name(seen, 0, &ev.ApiVersion)
 		case "id":
 			return r.str(seen, 1, &ev.Id)
 		case "deviceName":
-			return r.str(seen, 2, &ev.DeviceName)
+			return r.name(seen, 2, &ev.DeviceName)
 		case "profileName":
-			return r.str(seen, 3, &ev.ProfileName)
+			return r.name(seen, 3, &ev.ProfileName)
 		case "sourceName":
-			return r.str(seen, 4, &ev.SourceName)
+			return r.name(seen, 4, &ev.SourceName)
 		case "origin":
 			return r.integer(seen, 5, &ev.Origin)
 		case "readings":
@@ -282,12 +335,14 @@ func (r *reader) readings(ev *dtos.Event) bool {
 	if !r.next('[') {
 		return false
 	}
-	// As encoding/json: an empty array is an empty slice, not nil.
-	readings := []dtos.BaseReading{}
+	var readings []dtos.BaseReading
+	if r.memo != nil {
+		readings = r.memo.readings[:0]
+	}
 	if !r.next(']') {
 		for {
 			var reading dtos.BaseReading
-			if !r.reading(&reading, ev) {
+			if !r.reading(&reading) {
 				return false
 			}
 			readings = append(readings, reading)
@@ -299,11 +354,17 @@ func (r *reader) readings(ev *dtos.Event) bool {
 			}
 		}
 	}
-	ev.Readings = readings
+	// The event owns an array of its own, of the right length; as
+	// encoding/json, an empty array is an empty slice, not nil.
+	ev.Readings = append(make([]dtos.BaseReading, 0, len(readings)), readings...)
+	if r.memo != nil {
+		clear(readings) // so that the memo holds on to no event's text
+		r.memo.readings = readings
+	}
 	return true
 }
 
-func (r *reader) reading(rd *dtos.BaseReading, ev *dtos.Event) bool {
+func (r *reader) reading(rd *dtos.BaseReading) bool {
 	return r.object(func(key []byte, seen *uint64) bool {
 		switch string(key) {
 		case "id":
@@ -311,19 +372,19 @@ func (r *reader) reading(rd *dtos.BaseReading, ev *dtos.Event) bool {
 		case "origin":
 			return r.integer(seen, 1, &rd.Origin)
 		case "deviceName":
-			return r.strSeen(seen, 2, &rd.DeviceName, ev.DeviceName)
+			return r.name(seen, 2, &rd.DeviceName)
 		case "resourceName":
-			return r.str(seen, 3, &rd.ResourceName)
+			return r.name(seen, 3, &rd.ResourceName)
 		case "profileName":
-			return r.strSeen(seen, 4, &rd.ProfileName, ev.ProfileName)
+			return r.name(seen, 4, &rd.ProfileName)
 		case "valueType":
-			return r.str(seen, 5, &rd.ValueType)
+			return r.name(seen, 5, &rd.ValueType)
 		case "units":
-			return r.str(seen, 6, &rd.Units)
+			return r.name(seen, 6, &rd.Units)
 		case "value":
 			return r.str(seen, 7, &rd.Value)
 		case "mediaType":
-			return r.str(seen, 8, &rd.MediaType)
+			return r.name(seen, 8, &rd.MediaType)
 		}
 		return false
 	})

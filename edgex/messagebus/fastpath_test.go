@@ -2,6 +2,7 @@ package messagebus
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -20,7 +21,7 @@ func TestFastPathTakesCapturedEvents(t *testing.T) {
 		if env.ContentType != ContentTypeJSON {
 			continue
 		}
-		if _, ok := fastEventRequest(env.Payload); !ok {
+		if _, ok := fastEventRequest(env.Payload, nil); !ok {
 			t.Fatalf("fast path refused the event on %s: %s", m.Topic, env.Payload)
 		}
 		events++
@@ -60,7 +61,7 @@ func TestFastPathLeavesTheRestToEncodingJSON(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, ok := fastEventRequest([]byte(tc.body)); ok {
+			if _, ok := fastEventRequest([]byte(tc.body), nil); ok {
 				t.Fatalf("fast path took %s", tc.body)
 			}
 			assertFastPathAgrees(t, []byte(tc.body))
@@ -101,7 +102,25 @@ func assertFastPathAgrees(t *testing.T, data []byte) {
 			t.Fatalf("envelope %q:\nfast path    %+v\nencoding/json %+v", data, fast, slow)
 		}
 	}
-	if fast, ok := fastEventRequest(data); ok {
+	var m memo
+	for _, fast := range []func() (AddEventRequest, bool){
+		func() (AddEventRequest, bool) { return fastEventRequest(data, nil) },
+		// A decoder's memory of earlier events changes nothing: the same
+		// event twice, then after another.
+		func() (AddEventRequest, bool) { return fastEventRequest(data, &m) },
+		func() (AddEventRequest, bool) { return fastEventRequest(data, &m) },
+		func() (AddEventRequest, bool) {
+			_, _ = fastEventRequest([]byte(`{"event":{"deviceName":"other","readings":[{"resourceName":"r","value":"1"},{"resourceName":"s"}]}}`), &m)
+			return fastEventRequest(data, &m)
+		},
+	} {
+		assertFastEventAgrees(t, data, fast)
+	}
+}
+
+func assertFastEventAgrees(t *testing.T, data []byte, decode func() (AddEventRequest, bool)) {
+	t.Helper()
+	if fast, ok := decode(); ok {
 		var slow AddEventRequest
 		if err := json.Unmarshal(data, &slow); err != nil {
 			t.Fatalf("fast path took an event encoding/json refuses (%v): %q", err, data)
@@ -109,5 +128,41 @@ func assertFastPathAgrees(t *testing.T, data []byte) {
 		if !reflect.DeepEqual(fast, slow) {
 			t.Fatalf("event %q:\nfast path    %+v\nencoding/json %+v", data, fast, slow)
 		}
+	}
+}
+
+// A decoder reuses its memory from one message to the next; events it
+// returned earlier must not change.
+func TestEventDecoderLeavesEarlierEventsAlone(t *testing.T) {
+	var dec EventDecoder
+	first, err := dec.Decode(sensorEvent(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("%+v", first)
+	if second, err := dec.Decode(sensorEventOf(t, "dev-00043")); err != nil || second.DeviceName == first.DeviceName {
+		t.Fatalf("second event: %v, device %q", err, second.DeviceName)
+	}
+	if got := fmt.Sprintf("%+v", first); got != want {
+		t.Fatalf("the first event changed:\n got %s\nwant %s", got, want)
+	}
+}
+
+// A stream of ever new or huge names cannot make a decoder's memory grow
+// without bound.
+func TestDecoderMemoryIsBounded(t *testing.T) {
+	var m memo
+	long := strings.Repeat("x", maxNameLength+1)
+	if m.intern([]byte(long)); len(m.names) != 0 {
+		t.Fatalf("kept a name of %d bytes", len(long))
+	}
+	for i := range maxNames + 10 {
+		m.intern([]byte(fmt.Sprintf("device-%d", i)))
+	}
+	if len(m.names) != maxNames {
+		t.Fatalf("kept %d names, want at most %d", len(m.names), maxNames)
+	}
+	if got := m.intern([]byte("device-1")); got != "device-1" {
+		t.Fatalf("intern returned %q", got)
 	}
 }

@@ -59,21 +59,9 @@ func (c *Client) SubscribeEvents(handler func(topic string, ev dtos.Event), onEr
 	if handler == nil {
 		return errors.New("subscribe to events: nil handler")
 	}
-	// Events come one at a time on the subscription's goroutine, and a
-	// JSON event is copied out of its payload while decoding, so one
-	// buffer serves every JSON payload. CBOR may share the payload's
-	// memory (binary values), so a CBOR payload is never reused; nor is a
-	// rare large one kept for the subscription's whole life.
-	var scratch []byte
+	var dec EventDecoder
 	return c.subscribeQueued(c.topics.AllEvents(), func(topic string, payload []byte) error {
-		env, err := decodeEnvelope(payload, scratch)
-		if err != nil {
-			return err
-		}
-		if env.ContentType != ContentTypeCBOR && cap(env.Payload) <= maxReusedPayload {
-			scratch = env.Payload
-		}
-		ev, err := DecodeEvent(env)
+		ev, err := dec.Decode(payload)
 		if err != nil {
 			return err
 		}
@@ -171,9 +159,6 @@ func (c *Client) addRouteLocked(filter string, deliver func(topic string, payloa
 	c.routes[filter] = append(c.routes[filter], deliver)
 	if isNew {
 		c.filters = append(c.filters, filter)
-		// Safe under mu: paho's router calls handlers after releasing its
-		// own lock, so the dispatcher taking mu cannot deadlock with this.
-		c.mqtt.AddRoute(filter, c.dispatcher(filter))
 	}
 	return isNew
 }
@@ -190,15 +175,52 @@ func (c *Client) forget(filter string) {
 	}
 }
 
-// dispatcher runs on paho's router goroutine, which delivers every message
-// in order: it only hands messages over and never waits.
-func (c *Client) dispatcher(filter string) paho.MessageHandler {
-	return func(_ paho.Client, m paho.Message) {
-		c.mu.Lock()
-		subscribers := c.routes[filter]
-		c.mu.Unlock()
+// dispatch runs on paho's router goroutine, which delivers every message
+// in order: it only hands messages over and never waits. paho's own
+// routes would split the topic and every filter into levels for each
+// message, a dozen allocations an event; the client keeps no route in
+// paho and matches the filters itself (see topicMatches).
+func (c *Client) dispatch(_ paho.Client, m paho.Message) {
+	topic := m.Topic()
+	// A message matches one or two filters; the array keeps them off
+	// the heap. Subscriber lists are only ever appended to, so the
+	// slices taken under mu stay valid after it.
+	var found [4][]func(topic string, payload []byte)
+	matched := found[:0]
+	c.mu.Lock()
+	for _, f := range c.filters {
+		if topicMatches(f, topic) {
+			matched = append(matched, c.routes[f])
+		}
+	}
+	c.mu.Unlock()
+	for _, subscribers := range matched {
 		for _, deliver := range subscribers {
-			deliver(m.Topic(), m.Payload())
+			deliver(topic, m.Payload())
+		}
+	}
+}
+
+// topicMatches applies MQTT's matching of a topic to a filter whose
+// wildcards checkFilter accepted: '+' is any one level, a last '#' any
+// number of levels, none included.
+func topicMatches(filter, topic string) bool {
+	for {
+		level, filterRest, filterMore := strings.Cut(filter, "/")
+		if level == "#" {
+			return true
+		}
+		name, topicRest, topicMore := strings.Cut(topic, "/")
+		if level != "+" && level != name {
+			return false
+		}
+		switch {
+		case filterMore && topicMore:
+			filter, topic = filterRest, topicRest
+		case filterMore:
+			return filterRest == "#" // "a/#" matches "a"
+		default:
+			return !topicMore
 		}
 	}
 }

@@ -88,7 +88,7 @@ func parseConfig(args []string) (*config, error) {
 	fs.Float64Var(&c.commandRate, "command-rate", 20, "desired-value patches per second in the command phases")
 	fs.DurationVar(&c.telemetryInterval, "telemetry-interval", 10*time.Second, "how often each device sends an event in steady state")
 	fs.Float64Var(&c.changingShare, "changing-share", 0.5, "share of devices whose values change at every event")
-	fs.Float64Var(&c.startRate, "start-rate", 10000, "readings per second of the first throughput and transport probe (half the 20,000 target: lower rates tell nothing)")
+	fs.Float64Var(&c.startRate, "start-rate", throughputTarget/2, "readings per second of the first throughput and transport probe (half the 40,000 target: lower rates tell nothing)")
 	fs.IntVar(&c.readingsPerEvent, "readings-per-event", maxReadingsPerEvent,
 		fmt.Sprintf("readings in each telemetry event, 1 to %d: an autoEvent reading a device command of that many resources", maxReadingsPerEvent))
 	fs.IntVar(&c.pools, "pools", 0, "row 9: bridges side by side against one API server, one per pool (default 20)")

@@ -191,22 +191,6 @@ func readings(profile string, round int, changing bool) map[string]string {
 	}
 }
 
-// eventValues are the first n of a device's readings, in its profile's
-// resource order: what an autoEvent on a device command of n resources
-// reports (a command of one resource is named after it).
-func eventValues(profile string, round int, changing bool, n int) map[string]string {
-	all := readings(profile, round, changing)
-	spec, ok := profileSpecNamed(profile)
-	if !ok || n >= len(spec.resources) {
-		return all
-	}
-	out := make(map[string]string, n)
-	for _, r := range spec.resources[:n] {
-		out[r.name] = all[r.name]
-	}
-	return out
-}
-
 // nextCommandValue is a value for a writable resource that differs from
 // what the device holds, so that every patched desired value needs a
 // command.

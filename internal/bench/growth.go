@@ -47,7 +47,12 @@ func measureGrowthPoint(ctx context.Context, r *rig, n int, physicalPerDevice fl
 		return pt, err
 	}
 	pt.ImportSeconds = imp.Seconds
-	st, err := p.measureSteady(ctx, newTelemetryGen(p, r.cfg.changingShare), r.cfg.growthWindow)
+	gen, err := newTelemetryGen(ctx, p, r.cfg.changingShare)
+	if err != nil {
+		return pt, err
+	}
+	defer gen.close()
+	st, err := p.measureSteady(ctx, gen, r.cfg.growthWindow)
 	if err != nil {
 		return pt, err
 	}

@@ -203,7 +203,11 @@ func measureAlone(ctx context.Context, r *rig, out *alonePool, physicalPerDevice
 	if err != nil {
 		return err
 	}
-	gen := newTelemetryGen(p, cfg.changingShare)
+	gen, err := newTelemetryGen(ctx, p, cfg.changingShare)
+	if err != nil {
+		return fmt.Errorf("telemetry generator: %w", err)
+	}
+	defer gen.close()
 	if err := p.warmUp(ctx, gen); err != nil {
 		return fmt.Errorf("telemetry warm-up: %w", err)
 	}
@@ -271,12 +275,21 @@ func measureSideBySide(ctx context.Context, r *rig, res *poolsResult, physicalPe
 
 	targets := make([][]managedDevice, len(pools))
 	gens := make([]*telemetryGen, len(pools))
+	defer func() {
+		for _, g := range gens {
+			if g != nil {
+				g.close()
+			}
+		}
+	}()
 	err = eachPool(ctx, pools, func(ctx context.Context, i int, p *pool) error {
 		var err error
 		if targets[i], err = p.createTargets(ctx, commandTargetsPerPool); err != nil {
 			return err
 		}
-		gens[i] = newTelemetryGen(p, cfg.changingShare)
+		if gens[i], err = newTelemetryGen(ctx, p, cfg.changingShare); err != nil {
+			return fmt.Errorf("telemetry generator: %w", err)
+		}
 		// The API server takes every pool's first statuses at once.
 		return p.warmUpWithin(ctx, gens[i], warmUpTimeout(cfg.pools*cfg.poolDevices))
 	})

@@ -263,9 +263,14 @@ func wipeProbeBudget(windowSeconds float64) int64 {
 	return int64(math.Ceil(windowSeconds/wipeProbeSeconds)) + 1
 }
 
+// throughputTarget is row 7's target in readings a second: more than
+// half of what mosquitto alone carries on the 2-core machine the table is
+// measured on (73,000 to 85,000 readings/s).
+const throughputTarget = 40000
+
 func (r *results) throughputRow() row {
 	out := row{ID: "7", Measure: fmt.Sprintf("Telemetry throughput: highest reading rate held with no loss and lag ≤ %s", secs(maxLag.Seconds())),
-		Target: "≥ 20,000 readings/s", Result: fail, Measured: missing}
+		Target: fmt.Sprintf("≥ %s readings/s", count(throughputTarget)), Result: fail, Measured: missing}
 	t := r.Throughput
 	if t == nil {
 		return out
@@ -289,7 +294,7 @@ func (r *results) throughputRow() row {
 	if tr := r.Transport; tr != nil {
 		out.Measured += fmt.Sprintf("; without the bridge, generator → mosquitto → counting subscriber: %s readings/s", count(int(tr.ReadingsPerSecond)))
 	}
-	out.Result = verdict(t.ReadingsPerSecond >= 20000)
+	out.Result = verdict(t.ReadingsPerSecond >= throughputTarget)
 	return out
 }
 

@@ -115,7 +115,11 @@ func measureMainPool(ctx context.Context, r *rig, res *results, physicalSeconds 
 		return fmt.Errorf("main pool: %w", err)
 	}
 	defer p.close()
-	gen := newTelemetryGen(p, cfg.changingShare)
+	gen, err := newTelemetryGen(ctx, p, cfg.changingShare)
+	if err != nil {
+		return fmt.Errorf("telemetry generator: %w", err)
+	}
+	defer gen.close()
 	if cfg.measures("7") {
 		// Before the bridge starts: its limit is measured without it.
 		logf("7. telemetry transport limit: generator → mosquitto → a subscriber that only counts")
