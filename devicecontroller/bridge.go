@@ -182,6 +182,7 @@ func (b *Bridge) listen(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("subscribe to EdgeX device events: %w", err)
 	}
+	defer b.metrics.readingValue.serve(b.telemetry)()
 	<-ctx.Done()
 	return nil
 }

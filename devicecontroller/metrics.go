@@ -34,7 +34,8 @@ type metrics struct {
 	messagesDropped   *prometheus.CounterVec
 	unknownDevices    *prometheus.CounterVec
 	statusWrites      *prometheus.CounterVec
-	readingValue      *prometheus.GaugeVec
+	statusWriteLimit  *prometheus.GaugeVec
+	readingValue      *readingCollector
 	seriesDropped     *prometheus.CounterVec
 	commandsSent      *prometheus.CounterVec
 	commandsFailed    *prometheus.CounterVec
@@ -95,9 +96,11 @@ func newMetrics(pool string) *metrics {
 			statusWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "edgebridge_status_writes_total", Help: "Device status writes made from telemetry.",
 			}, []string{"pool"}),
-			readingValue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-				Name: "edgebridge_reading_value", Help: "Latest numeric reading per device resource (series are capped).",
-			}, []string{"pool", "namespace", "device", "resource"}),
+			statusWriteLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+				Name: "edgebridge_status_write_limit",
+				Help: "Telemetry status writes per second the bridge allows itself: lowered while the API server answers them slowly.",
+			}, []string{"pool"}),
+			readingValue: newReadingCollector(),
 			seriesDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "edgebridge_reading_series_dropped_total", Help: "Readings not exported because the series cap was reached.",
 			}, []string{"pool"}),
@@ -125,7 +128,7 @@ func newMetrics(pool string) *metrics {
 		ctrlmetrics.Registry.MustRegister(
 			vecs.edgexFailures, vecs.edgeEvents,
 			vecs.resyncs, vecs.resyncSeconds, vecs.deletionsHeld, vecs.imports, vecs.edgeDeletions, vecs.wipeChecksTriggered,
-			vecs.eventsReceived, vecs.readings, vecs.decodeErrors, vecs.messagesDropped, vecs.unknownDevices, vecs.statusWrites,
+			vecs.eventsReceived, vecs.readings, vecs.decodeErrors, vecs.messagesDropped, vecs.unknownDevices, vecs.statusWrites, vecs.statusWriteLimit,
 			vecs.readingValue, vecs.seriesDropped, vecs.commandsSent, vecs.commandsFailed, vecs.commandSeconds,
 			vecs.northboundSent, vecs.northboundError, vecs.northboundDropped,
 		)

@@ -43,6 +43,15 @@ type Options struct {
 	// StatusInterval is the least time between two telemetry status writes
 	// for one device. Default 5s.
 	StatusInterval time.Duration
+	// StatusWriters is how many telemetry status writes are in flight at
+	// once. Default 4. Telemetry writes coalesce: a device whose write
+	// waits simply carries newer readings when its turn comes, so more
+	// writers buy little freshness, while every write in flight is one
+	// more request the API server runs beside everybody else's. Behind a
+	// busy API server, 16 writers in each of 20 bridges kept 320 status
+	// writes in flight, and a person's kubectl patch waited seconds behind
+	// them.
+	StatusWriters int
 	// ConnectedRefresh bounds how stale status.lastConnected may be while a
 	// device keeps reporting values that do not change (which are otherwise
 	// not written, to keep the API server quiet): such a device gets one
@@ -116,6 +125,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.StatusInterval == 0 {
 		o.StatusInterval = 5 * time.Second
+	}
+	if o.StatusWriters == 0 {
+		o.StatusWriters = 4
 	}
 	if o.ConnectedRefresh == 0 {
 		o.ConnectedRefresh = 10 * time.Minute

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/edgexfoundry/go-mod-core-contracts/v3/dtos"
-	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -41,6 +40,8 @@ type telemetry struct {
 	// writes feeds the status writer, a controller keyed by device.
 	writes   *queueSource[types.NamespacedName]
 	counters telemetryCounters
+	// pacer slows the status writes down while the API server is slow.
+	pacer *statusPacer
 	// northbound holds events waiting to be re-published, so that the bus
 	// never waits for the northbound broker (see Options.NorthboundQueue).
 	northbound chan northboundItem
@@ -62,13 +63,9 @@ type deviceState struct {
 	scheduled bool
 	// pending are the latest readings not yet written, one per resource.
 	pending []reading
-	// gauges are the device's exported reading series.
+	// gauges are the device's exported reading series (see
+	// readingCollector).
 	gauges []resourceGauge
-}
-
-type resourceGauge struct {
-	resource string
-	gauge    prometheus.Gauge
 }
 
 // state returns the device's record, made on first use.
@@ -123,6 +120,7 @@ func newTelemetry(s *shared, commands *commandDriver, lookup func(context.Contex
 		shared: s, commands: commands, lookup: lookup,
 		writes:     newQueueSource[types.NamespacedName](),
 		counters:   s.metrics.telemetryCounters(s.opts.Northbound != nil),
+		pacer:      newStatusPacer(s.opts.StatusWriters, s.metrics.statusWriteLimit.WithLabelValues(s.metrics.pool)),
 		owners:     map[string]ownerEntry{},
 		devices:    map[types.NamespacedName]*deviceState{},
 		northbound: make(chan northboundItem, s.opts.NorthboundQueue),
@@ -144,7 +142,7 @@ func (t *telemetry) onEvent(_ string, ev dtos.Event) {
 
 	t.mu.Lock()
 	st := t.stateLocked(key)
-	t.exportGaugesLocked(key, st, ev)
+	t.exportGaugesLocked(st, ev)
 	mergeLocked(st, ev)
 	schedule := !st.scheduled
 	st.scheduled = true
@@ -214,13 +212,13 @@ func toReading(r dtos.BaseReading, eventOrigin int64) reading {
 }
 
 // setup registers the status writer: a controller, keyed by device, that
-// controller-runtime runs only on the leader, with Workers at once.
+// controller-runtime runs only on the leader, with StatusWriters at once.
 func (t *telemetry) setup(mgr manager.Manager) error {
 	err := builder.TypedControllerManagedBy[types.NamespacedName](mgr).
 		Named("telemetry-" + t.opts.NodePool).
 		WatchesRawSource(t.writes).
 		WithOptions(controller.TypedOptions[types.NamespacedName]{
-			MaxConcurrentReconciles: t.opts.Workers,
+			MaxConcurrentReconciles: t.opts.StatusWriters,
 			// Several pools' bridges may share a process in tests.
 			SkipNameValidation: ptr.To(true),
 		}).
@@ -287,7 +285,12 @@ func (t *telemetry) flush(ctx context.Context, key types.NamespacedName) {
 		return
 	}
 	if err == nil {
+		err = t.pacer.wait(ctx)
+	}
+	if err == nil {
+		start := time.Now()
 		err = t.client.Status().Patch(ctx, dev, client.RawPatch(types.MergePatchType, body))
+		t.pacer.observe(time.Now(), time.Since(start))
 	}
 	if err != nil {
 		t.log.V(1).Info("telemetry status write failed; retrying", "device", key.String(), "error", err.Error())
@@ -392,10 +395,8 @@ func (t *telemetry) forget(key types.NamespacedName) {
 		}
 		t.series -= len(st.gauges)
 	}
-	// Under mu, so that no event makes one of the device's series again
-	// between forgetting and deleting it.
+	// The device's series go with its record.
 	delete(t.devices, key)
-	t.metrics.readingValue.DeletePartialMatch(map[string]string{"pool": t.metrics.pool, "namespace": key.Namespace, "device": key.Name})
 	t.mu.Unlock()
 }
 

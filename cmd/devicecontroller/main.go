@@ -70,6 +70,7 @@ type flags struct {
 	connectedRefresh                      time.Duration
 	guardFraction                         float64
 	guardMinimum, workers, maxSeries      int
+	statusWriters                         int
 	metricsAddr, probeAddr, pprofAddr     string
 	leaderElect                           bool
 	leaderElectionNamespace               string
@@ -121,6 +122,7 @@ func parseFlags() (*flags, *zap.Options) {
 	fs.IntVar(&f.guardMinimum, "deletion-guard-minimum", 5, "how many of a kind's imported objects vanishing from one resync's list hold their deletions, at least (more than half of them always do)")
 	fs.IntVar(&f.workers, "workers", 16, "objects of each kind reconciled at once")
 	fs.DurationVar(&f.statusInterval, "status-interval", 5*time.Second, "least time between two telemetry status writes of one device")
+	fs.IntVar(&f.statusWriters, "status-writers", 4, "telemetry status writes in flight at once (they coalesce, so few keep status fresh without crowding the API server)")
 	fs.DurationVar(&f.connectedRefresh, "connected-refresh", 10*time.Minute, "how stale status.lastConnected may grow while a device keeps reporting unchanged values (negative: never refreshed)")
 	fs.IntVar(&f.maxSeries, "max-reading-series", 10000, "cap on per-reading Prometheus gauges")
 
@@ -250,7 +252,7 @@ func run(ctx context.Context, f *flags) error {
 		Cloud: cloud, PoolSelection: selection,
 		NodePool: pool, Namespaces: namespaces, ResyncPeriod: f.resyncPeriod,
 		DeletionGuardFraction: f.guardFraction, DeletionGuardMinimum: f.guardMinimum, Workers: f.workers,
-		StatusInterval: f.statusInterval, ConnectedRefresh: f.connectedRefresh, MaxReadingSeries: f.maxSeries, NorthboundPrefix: f.northboundPrefix,
+		StatusInterval: f.statusInterval, StatusWriters: f.statusWriters, ConnectedRefresh: f.connectedRefresh, MaxReadingSeries: f.maxSeries, NorthboundPrefix: f.northboundPrefix,
 		CommandTransport: f.transport, CommandTimeout: f.commandTimeout, CommandRate: f.commandRate,
 		CommandBurst: f.commandBurst, MaxCommandsInFlight: f.commandsInFlight,
 	}
