@@ -290,7 +290,12 @@ func (t *telemetry) flush(ctx context.Context, key types.NamespacedName) {
 	if err == nil {
 		start := time.Now()
 		err = t.client.Status().Patch(ctx, dev, client.RawPatch(types.MergePatchType, body))
-		t.pacer.observe(time.Now(), time.Since(start))
+		if err == nil {
+			// Only answered writes tell how busy the API server is: one
+			// that failed because the cloud link went down says nothing
+			// of it, and must not leave status crawling when it returns.
+			t.pacer.observe(time.Now(), time.Since(start))
+		}
 	}
 	if err != nil {
 		t.log.V(1).Info("telemetry status write failed; retrying", "device", key.String(), "error", err.Error())
