@@ -9,7 +9,6 @@ import (
 )
 
 func TestNextStatusRate(t *testing.T) {
-	slow := 30 * time.Millisecond
 	for _, tc := range []struct {
 		name          string
 		current, done float64
@@ -17,32 +16,19 @@ func TestNextStatusRate(t *testing.T) {
 		want          float64
 	}{
 		{"a quick API server leaves the ceiling", statusPaceCeiling, 150, 6 * time.Millisecond, statusPaceCeiling},
+		{"a busy but healthy one too", statusPaceCeiling, 170, 20 * time.Millisecond, statusPaceCeiling},
 		{"a queueing API server halves what went through", statusPaceCeiling, 160, 900 * time.Millisecond, 80},
 		{"halving never goes below the allowance's half", 40, 60, 200 * time.Millisecond, 20},
 		{"never below the floor", 1.5, 1, time.Second, statusPaceFloor},
 		{"quick answers grow the rate back by a tenth and one", 20, 20, 10 * time.Millisecond, 23},
 		{"growth stops at the ceiling", statusPaceCeiling - 1, 100, time.Millisecond, statusPaceCeiling},
-		{"between slow and quick the rate holds", 30, 30, 20 * time.Millisecond, 30},
+		{"between slow and quick the rate holds", 30, 30, 40 * time.Millisecond, 30},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := nextStatusRate(tc.current, tc.done, tc.mean, slow); got != tc.want {
+			if got := nextStatusRate(tc.current, tc.done, tc.mean); got != tc.want {
 				t.Fatalf("nextStatusRate(%v, %v, %v) = %v, want %v", tc.current, tc.done, tc.mean, got, tc.want)
 			}
 		})
-	}
-}
-
-func TestSlowWriteIsThreeTimesTheQuickestWithinBounds(t *testing.T) {
-	for quickest, want := range map[time.Duration]time.Duration{
-		0:                      statusWriteSlowMin,
-		2 * time.Millisecond:   statusWriteSlowMin,
-		6 * time.Millisecond:   18 * time.Millisecond,
-		40 * time.Millisecond:  statusWriteSlowMax,
-		900 * time.Millisecond: statusWriteSlowMax,
-	} {
-		if got := slowWrite(quickest); got != want {
-			t.Errorf("slowWrite(%v) = %v, want %v", quickest, got, want)
-		}
 	}
 }
 
