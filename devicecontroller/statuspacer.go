@@ -16,7 +16,9 @@ import (
 // pool of 10,000 devices, with telemetry flowing, a status write took 8
 // to 10 ms), requests queue there, and the pool's status write rate is
 // halved; while it answers them within 25 ms the rate grows back by a
-// tenth and one write each second. With twenty pools' telemetry on one busy API server, a person's
+// quarter and one write each second, from the floor of one write a second
+// to 1,000 in half a minute, so that the statuses held back while the API
+// server was slow are written soon after it recovers. With twenty pools' telemetry on one busy API server, a person's
 // kubectl patch otherwise waited seconds behind the status writes.
 //
 // A threshold relative to the quickest answers seen (three times them)
@@ -90,7 +92,7 @@ func nextStatusRate(current, done float64, mean time.Duration) float64 {
 		// be far above it.
 		return max(statusPaceFloor, 0.5*min(current, done))
 	case mean < statusWriteSlow/2:
-		return min(statusPaceCeiling, current*1.1+1)
+		return min(statusPaceCeiling, current*1.25+1)
 	}
 	return current
 }

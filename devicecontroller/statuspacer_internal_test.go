@@ -20,7 +20,7 @@ func TestNextStatusRate(t *testing.T) {
 		{"a queueing API server halves what went through", statusPaceCeiling, 160, 900 * time.Millisecond, 80},
 		{"halving never goes below the allowance's half", 40, 60, 200 * time.Millisecond, 20},
 		{"never below the floor", 1.5, 1, time.Second, statusPaceFloor},
-		{"quick answers grow the rate back by a tenth and one", 20, 20, 10 * time.Millisecond, 23},
+		{"quick answers grow the rate back by a quarter and one", 20, 20, 10 * time.Millisecond, 26},
 		{"growth stops at the ceiling", statusPaceCeiling - 1, 100, time.Millisecond, statusPaceCeiling},
 		{"between slow and quick the rate holds", 30, 30, 40 * time.Millisecond, 30},
 	} {

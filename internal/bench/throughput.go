@@ -271,7 +271,10 @@ func (p *pool) watchLag(ctx context.Context, base float64, published func() floa
 func (p *pool) awaitQuiet(ctx context.Context) error {
 	last := -1.0
 	stable := 0
-	return poll(ctx, time.Minute, 500*time.Millisecond, func(ctx context.Context) (bool, error) {
+	// Three minutes: after a trial the bridge could not take, the API
+	// server was slow and the bridge paced its status writes down; the
+	// statuses it held back take a while to write once it recovers.
+	return poll(ctx, 3*time.Minute, 500*time.Millisecond, func(ctx context.Context) (bool, error) {
 		m, err := p.bridge.metrics(ctx)
 		if err != nil {
 			return false, err
