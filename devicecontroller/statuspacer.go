@@ -48,6 +48,27 @@ type statusPacer struct {
 	periodStart time.Time
 	writes      int
 	took        time.Duration
+	// unpacedUntil lets a catch-up go at full speed (see unpace).
+	unpacedUntil time.Time
+}
+
+// statusCatchUp is how long the statuses held back during a cloud outage
+// are written unpaced once it answers again.
+const statusCatchUp = 10 * time.Second
+
+// unpace lifts the pacing for statusCatchUp from now: the cloud answers
+// again after an outage and the statuses held back meanwhile, at most one
+// write per device and StatusWriters at a time, are written at once. The
+// API server is slow for a moment then anyway (every client relists), and
+// pacing those writes by it held a pool of 1,000 devices 23 s behind
+// instead of 5 s (TestChaosCloudOutageOfTenMinutes).
+func (p *statusPacer) unpace(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.unpacedUntil = now.Add(statusCatchUp)
+	p.periodStart, p.writes, p.took = time.Time{}, 0, 0
+	p.limiter.SetLimitAt(now, statusPaceCeiling)
+	p.limit.Set(statusPaceCeiling)
 }
 
 func newStatusPacer(burst int, limit prometheus.Gauge) *statusPacer {
@@ -65,6 +86,9 @@ func (p *statusPacer) wait(ctx context.Context) error {
 func (p *statusPacer) observe(now time.Time, took time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if now.Before(p.unpacedUntil) {
+		return
+	}
 	if p.periodStart.IsZero() {
 		p.periodStart = now
 	}

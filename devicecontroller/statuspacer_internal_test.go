@@ -64,3 +64,32 @@ func TestStatusPacerFollowsTheAPIServer(t *testing.T) {
 		t.Fatalf("limit %v after a period of quick writes, want more than %v", got, slowed)
 	}
 }
+
+// After a cloud outage the held-back statuses go out unpaced for a while,
+// however slowly the API server answers them meanwhile.
+func TestStatusPacerLetsACatchUpThrough(t *testing.T) {
+	gauge := prometheus.NewGauge(prometheus.GaugeOpts{Name: "limit"})
+	p := newStatusPacer(4, gauge)
+	start := time.Unix(1000, 0)
+	for i := range 30 {
+		p.observe(start.Add(time.Duration(i)*100*time.Millisecond), time.Second)
+	}
+	if got := testutil.ToFloat64(gauge); got >= statusPaceCeiling {
+		t.Fatalf("limit %v after three seconds of slow writes, want it lowered", got)
+	}
+	back := start.Add(5 * time.Second)
+	p.unpace(back)
+	for i := range 50 {
+		p.observe(back.Add(time.Duration(i)*100*time.Millisecond), time.Second)
+	}
+	if got := testutil.ToFloat64(gauge); got != statusPaceCeiling {
+		t.Fatalf("limit %v during the catch-up, want the ceiling", got)
+	}
+	after := back.Add(statusCatchUp)
+	for i := range 20 {
+		p.observe(after.Add(time.Duration(i)*100*time.Millisecond), time.Second)
+	}
+	if got := testutil.ToFloat64(gauge); got >= statusPaceCeiling {
+		t.Fatalf("limit %v after the catch-up with slow writes, want pacing again", got)
+	}
+}

@@ -444,6 +444,7 @@ func (t *telemetry) unwritten(key types.NamespacedName, resource string) (value 
 // flushSoon writes every pending reading now rather than after its
 // interval: the cloud is back and the statuses are behind.
 func (t *telemetry) flushSoon() {
+	t.pacer.unpace(time.Now())
 	t.mu.Lock()
 	var keys []types.NamespacedName
 	for key, st := range t.devices {
