@@ -140,7 +140,16 @@ func (b *Bridge) indexDependencies(mgr manager.Manager) error {
 		indexDeviceService: func(d *v1alpha1.Device) string { return d.Spec.Service },
 	} {
 		err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.Device{}, index,
-			func(o client.Object) []string { return []string{field(o.(*v1alpha1.Device))} })
+			func(o client.Object) []string {
+				d := o.(*v1alpha1.Device)
+				// Only the devices EdgeX must hold keep a dependency alive
+				// (usersOf); leaving the pure imports out, the bulk of a
+				// large pool, keeps the index small.
+				if b.devices.rec.mirrorsEdge(d) {
+					return nil
+				}
+				return []string{field(d)}
+			})
 		if err != nil {
 			return fmt.Errorf("index devices by %s: %w", index, err)
 		}

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"sort"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/edgebridge/edgebridge/api/v1alpha1"
+	"github.com/edgebridge/edgebridge/edgex/convert"
 )
 
 // goneAtEdge reports whether obj is an imported object whose EdgeX
@@ -67,6 +69,33 @@ func (r *reconciler[O, E]) usersOf(index string) func(ctx context.Context, name 
 	}
 }
 
+// namedConventionally reports whether obj is named as the bridge would look
+// for it by its EdgeX name: the EdgeX name itself (an object applied in the
+// cloud) or the name an import prefers for it. Such objects are found by a
+// lookup by name, so the EdgeX-name index leaves them out; it holds the
+// rest (a name taken by another object at import, an annotation claiming
+// an EdgeX name by hand).
+func (r *reconciler[O, E]) namedConventionally(obj client.Object) bool {
+	name := v1alpha1.EdgeXName(obj)
+	return obj.GetName() == name || obj.GetName() == convert.PreferredKubeName(r.opts.NodePool, name)
+}
+
+// conventionalKeys are where namedConventionally objects claiming the
+// EdgeX name would be, in every watched namespace.
+func (r *reconciler[O, E]) conventionalKeys(name string) []client.ObjectKey {
+	names := []string{name}
+	if preferred := convert.PreferredKubeName(r.opts.NodePool, name); preferred != name {
+		names = append(names, preferred)
+	}
+	keys := make([]client.ObjectKey, 0, len(names)*len(r.opts.Namespaces))
+	for _, ns := range r.opts.Namespaces {
+		for _, n := range names {
+			keys = append(keys, client.ObjectKey{Namespace: ns, Name: n})
+		}
+	}
+	return keys
+}
+
 // owner returns the object that represents the named EdgeX object in this
 // pool: the oldest claimant when several objects claim one EdgeX name.
 func (r *reconciler[O, E]) owner(ctx context.Context, name string) (O, bool, error) {
@@ -89,6 +118,18 @@ func (r *reconciler[O, E]) claimants(ctx context.Context, name string) ([]O, err
 	var claims []O
 	for _, o := range r.kind.items(list) {
 		if r.serves(o) {
+			claims = append(claims, o)
+		}
+	}
+	for _, key := range r.conventionalKeys(name) {
+		o := r.kind.newObject()
+		if err := r.client.Get(ctx, key, o); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return nil, fmt.Errorf("find %s %s for EdgeX name %q: %w", r.kind.name(), key, name, err)
+		}
+		if v1alpha1.EdgeXName(o) == name && r.serves(o) {
 			claims = append(claims, o)
 		}
 	}
