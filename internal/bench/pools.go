@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -428,6 +429,10 @@ func commandAll(ctx context.Context, r *rig, pools []*pool, targets [][]managedD
 	if err != nil {
 		return out, err
 	}
+	// With -pprof, what the API server spends the command window on: the
+	// tail of this phase is the API server's.
+	profiled := r.apiserverCPUProfile(ctx, cfg.commandWindow,
+		filepath.Join(cfg.out, "profiles", "pools-commands-apiserver.pprof"))
 	start := time.Now()
 	err = eachPool(ctx, pools, func(ctx context.Context, i int, p *pool) error {
 		var err error
@@ -435,6 +440,9 @@ func commandAll(ctx context.Context, r *rig, pools []*pool, targets [][]managedD
 		return err
 	})
 	out.OtherCores = r.load.othersCores(start, time.Now())
+	if perr := <-profiled; perr != nil {
+		logf("   API server profile of the command window: %v", perr)
+	}
 	after, sampleErr := r.clusterSample(ctx)
 	if sampleErr == nil {
 		out.Cluster = clusterBetween(before, after)
