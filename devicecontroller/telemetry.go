@@ -284,7 +284,10 @@ func (t *telemetry) flush(ctx context.Context, key types.NamespacedName) {
 		t.requeueIfDesired(key, dev, latest)
 		return
 	}
-	if err == nil {
+	if err == nil && !readsDesired(dev, latest) {
+		// A reading of a property with a desired value confirms or
+		// contradicts a command, and status is what a restarted bridge
+		// commands from: such writes are not paced, like the commands.
 		err = t.pacer.wait(ctx)
 	}
 	if err == nil {
@@ -410,15 +413,23 @@ func (t *telemetry) forget(key types.NamespacedName) {
 // value: without the write's watch event (reportedDesiredChanged), drift
 // would go unseen until the cloud returns.
 func (t *telemetry) requeueIfDesired(key types.NamespacedName, dev *v1alpha1.Device, readings []reading) {
+	if readsDesired(dev, readings) {
+		t.commands.requeue(key)
+	}
+}
+
+// readsDesired reports whether one of the readings is of a property the
+// managed device has a desired value for: one the command driver acts on.
+func readsDesired(dev *v1alpha1.Device, readings []reading) bool {
 	if !dev.Spec.Managed {
-		return
+		return false
 	}
 	for _, r := range readings {
 		if dev.Spec.DeviceProperties[r.resource].DesiredValue != "" {
-			t.commands.requeue(key)
-			return
+			return true
 		}
 	}
+	return false
 }
 
 // unwritten returns the latest reading of a device resource that is not in
