@@ -123,7 +123,8 @@ func (r *reconciler[O, E]) claimants(ctx context.Context, name string) ([]O, err
 	}
 	for _, key := range r.conventionalKeys(name) {
 		o := r.kind.newObject()
-		if err := r.client.Get(ctx, key, o); err != nil {
+		// A shallow copy, as the index's list gives: only read.
+		if err := r.client.Get(ctx, key, o, client.UnsafeDisableDeepCopy); err != nil {
 			if apierrors.IsNotFound(err) {
 				continue
 			}
