@@ -22,8 +22,8 @@ func TestNextStatusRate(t *testing.T) {
 		{"never below the floor", 1.5, 1, time.Second, statusPaceFloor},
 		{"quick answers grow the rate back by a quarter and one", 20, 20, 5 * time.Millisecond, 26},
 		{"growth stops at the ceiling", statusPaceCeiling - 1, 100, time.Millisecond, statusPaceCeiling},
-		{"between slow and quick the rate holds", 30, 30, 15 * time.Millisecond, 30},
-		{"a mean over 20 ms is slow", 30, 30, 25 * time.Millisecond, 15},
+		{"between slow and quick the rate holds", 30, 30, 40 * time.Millisecond, 30},
+		{"a mean over 50 ms is slow", 30, 30, 60 * time.Millisecond, 15},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := nextStatusRate(tc.current, tc.done, tc.mean); got != tc.want {
