@@ -25,7 +25,7 @@ import (
 // The pools settle where the mean sits near the threshold. A lower one,
 // 20 ms (growth under 10 ms), was tried: make bench's twenty pools had
 // command p99 220 to 370 ms in two -only 9 runs, but 1.2 s in a full run
-// (640 to 700 ms at 50 ms). It was dropped because a single large pool on
+// (640 to 930 ms at 50 ms). It was dropped because a single large pool on
 // a busy but healthy API server, which answers in 10 to 20 ms, then never
 // grew its rate back:
 // in row 7 its status backlog outlasted the bench's three-minute wait
