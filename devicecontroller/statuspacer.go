@@ -27,9 +27,9 @@ import (
 // command p99 220 to 370 ms in two -only 9 runs, but 1.2 s in a full run
 // (640 to 930 ms at 50 ms). It was dropped because a single large pool on
 // a busy but healthy API server, which answers in 10 to 20 ms, then never
-// grew its rate back:
-// in row 7 its status backlog outlasted the bench's three-minute wait
-// between trials, and the reading rate held fell to 29,999 a second.
+// grew its rate back: in row 7 its status backlog outlasted the bench's
+// three-minute wait between trials, and the reading rate held fell to
+// 29,999 a second.
 //
 // A threshold relative to the quickest answers seen (three times them)
 // was tried and dropped too, for the same reason.

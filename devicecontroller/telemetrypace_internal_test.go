@@ -2,7 +2,6 @@ package devicecontroller
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -41,7 +40,7 @@ func TestReadingsOfDesiredPropertiesAreNotPaced(t *testing.T) {
 			}
 			c := fake.NewClientBuilder().WithScheme(Scheme()).WithObjects(dev).WithStatusSubresource(dev).Build()
 			opts := Options{NodePool: "pool", Namespaces: []string{"ns"}, StatusWriters: 1, MaxReadingSeries: 10}
-			s := &shared{opts: opts, client: c, cloud: NewCloud("pool", time.Second), metrics: newMetrics(fmt.Sprintf("pace-%d", len(tc.name)))}
+			s := &shared{opts: opts, client: c, cloud: NewCloud("pool", time.Second), metrics: newMetrics(t.Name())}
 			tel := newTelemetry(s, &commandDriver{shared: s}, nil)
 			// The API server was slow: the pacer is at a write a minute,
 			// and its one token is spent.
