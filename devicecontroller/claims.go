@@ -18,8 +18,7 @@ func (r *reconciler[O, E]) goneAtEdge(obj O, name string) bool {
 	if !r.mirrorsEdge(obj) || !r.view.Complete() {
 		return false
 	}
-	_, exists := r.view.Get(name)
-	return !exists
+	return !r.view.Has(name)
 }
 
 // mirrorsEdge reports whether obj is an import that still mirrors its

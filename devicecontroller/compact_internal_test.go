@@ -9,29 +9,41 @@ import (
 	"github.com/edgexfoundry/go-mod-core-contracts/v3/dtos"
 )
 
-// The mirror of EdgeX keeps a compacted copy of each device: equal to what
-// EdgeX said in every field (nil and empty alike, which decide what a patch
-// sends), and the caller's copy untouched.
-func TestCompactDeviceKeepsEveryValue(t *testing.T) {
+// The mirror of EdgeX keeps an encoded copy of each device: decoded, it is
+// equal to what EdgeX said in every field (nil and empty alike, which decide
+// what a patch sends; numbers as the EdgeX client decodes them), and the
+// caller's copy is untouched.
+func TestKeptDeviceKeepsEveryValue(t *testing.T) {
 	cases := map[string]dtos.Device{
 		"a full device": {
 			Id: "4f7c", Name: "dev-1", Description: "benchmark device", AdminState: "UNLOCKED", OperatingState: "UP",
 			Labels: []string{"bench", "floor-2"}, Location: map[string]any{"room": json.Number("7")},
 			ServiceName: "svc", ProfileName: "profile",
-			AutoEvents: []dtos.AutoEvent{{Interval: "10s", SourceName: "all", OnChange: true}},
-			Protocols:  map[string]dtos.ProtocolProperties{"modbus-tcp": {"Address": "10.0.0.1", "Port": json.Number("502")}, "empty": {}, "none": nil},
-			Tags:       map[string]any{"zone": "a"}, Properties: map[string]any{},
+			AutoEvents:  []dtos.AutoEvent{{Interval: "10s", SourceName: "all", OnChange: true}},
+			Protocols:   map[string]dtos.ProtocolProperties{"modbus-tcp": {"Address": "10.0.0.1", "Port": json.Number("502")}, "empty": {}, "none": nil},
+			Tags:        map[string]any{"zone": "a", "floors": []any{json.Number("1"), json.Number("2.50")}, "on": true, "none": nil},
+			Properties:  map[string]any{},
 			DBTimestamp: dtos.DBTimestamp{Created: 1, Modified: 2},
 		},
-		"empty lists and maps": {Name: "dev-2", Labels: []string{}, AutoEvents: []dtos.AutoEvent{}, Protocols: map[string]dtos.ProtocolProperties{}},
-		"nothing set":          {Name: "dev-3"},
+		"empty lists and maps": {
+			Name: "dev-2", Labels: []string{}, AutoEvents: []dtos.AutoEvent{}, Protocols: map[string]dtos.ProtocolProperties{},
+			Tags: map[string]any{}, Location: "",
+		},
+		"nothing set": {Name: "dev-3"},
 	}
 	for name, d := range cases {
 		t.Run(name, func(t *testing.T) {
 			before, _ := json.Marshal(d)
-			got := deviceKind{}.compact(d)
+			encoded, err := deviceKind{}.encode(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := deviceKind{}.decode(encoded)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if !reflect.DeepEqual(got, d) {
-				t.Errorf("compacted %+v\nfrom      %+v", got, d)
+				t.Errorf("kept %+v\nfrom %+v", got, d)
 			}
 			if after, _ := json.Marshal(d); string(after) != string(before) {
 				t.Errorf("the caller's device changed: %s, was %s", after, before)

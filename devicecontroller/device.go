@@ -1,7 +1,10 @@
 package devicecontroller
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 
 	"github.com/edgexfoundry/go-mod-core-contracts/v3/dtos"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -123,44 +126,52 @@ func mergeDevice(want, have dtos.Device) dtos.Device {
 	return want
 }
 
-// compact is the copy of an EdgeX device the bridge's memory of EdgeX
-// keeps: at 10,000 devices the repeated strings (service, profile and
-// protocol names, states, labels) were a good part of it. Nothing of d is
-// modified: it may be shared with the caller.
-func (deviceKind) compact(d dtos.Device) dtos.Device {
-	d.Description = cacheStrings.intern(d.Description)
-	d.AdminState, d.OperatingState = cacheStrings.intern(d.AdminState), cacheStrings.intern(d.OperatingState)
-	d.ServiceName, d.ProfileName = cacheStrings.intern(d.ServiceName), cacheStrings.intern(d.ProfileName)
-	if d.Labels != nil {
-		labels := make([]string, len(d.Labels))
-		for i, l := range d.Labels {
-			labels[i] = cacheStrings.intern(l)
-		}
-		d.Labels = labels
+// encodedDevice is an EdgeX device as the bridge's memory of EdgeX keeps
+// it (see viewCodec): the DTO's fields without its omitempty, so that nil
+// and empty, which decide what a patch sends, survive, and with short
+// names.
+type encodedDevice struct {
+	Id             string                             `json:"i"`
+	Name           string                             `json:"n"`
+	Description    string                             `json:"d"`
+	AdminState     string                             `json:"a"`
+	OperatingState string                             `json:"o"`
+	Created        int64                              `json:"c"`
+	Modified       int64                              `json:"m"`
+	Labels         []string                           `json:"l"`
+	Location       any                                `json:"x"`
+	ServiceName    string                             `json:"s"`
+	ProfileName    string                             `json:"p"`
+	AutoEvents     []dtos.AutoEvent                   `json:"e"`
+	Protocols      map[string]dtos.ProtocolProperties `json:"r"`
+	Tags           map[string]any                     `json:"t"`
+	Properties     map[string]any                     `json:"q"`
+}
+
+func (deviceKind) encode(d dtos.Device) ([]byte, error) {
+	return json.Marshal(encodedDevice{
+		Id: d.Id, Name: d.Name, Description: d.Description, AdminState: d.AdminState, OperatingState: d.OperatingState,
+		Created: d.Created, Modified: d.Modified, Labels: d.Labels, Location: d.Location,
+		ServiceName: d.ServiceName, ProfileName: d.ProfileName, AutoEvents: d.AutoEvents,
+		Protocols: d.Protocols, Tags: d.Tags, Properties: d.Properties,
+	})
+}
+
+func (deviceKind) decode(b []byte) (dtos.Device, error) {
+	var e encodedDevice
+	dec := json.NewDecoder(bytes.NewReader(b))
+	// Numbers in free-form values stay json.Number, as the EdgeX client
+	// decodes them, so that their text survives.
+	dec.UseNumber()
+	if err := dec.Decode(&e); err != nil {
+		return dtos.Device{}, fmt.Errorf("decode the kept copy of an EdgeX device: %w", err)
 	}
-	if d.AutoEvents != nil {
-		events := make([]dtos.AutoEvent, len(d.AutoEvents))
-		for i, e := range d.AutoEvents {
-			e.Interval, e.SourceName = cacheStrings.intern(e.Interval), cacheStrings.intern(e.SourceName)
-			events[i] = e
-		}
-		d.AutoEvents = events
-	}
-	if d.Protocols != nil {
-		protocols := make(map[string]dtos.ProtocolProperties, len(d.Protocols))
-		for name, props := range d.Protocols {
-			var kept dtos.ProtocolProperties
-			if props != nil {
-				kept = make(dtos.ProtocolProperties, len(props))
-				for k, v := range props {
-					kept[cacheStrings.intern(k)] = v
-				}
-			}
-			protocols[cacheStrings.intern(name)] = kept
-		}
-		d.Protocols = protocols
-	}
-	return d
+	return dtos.Device{
+		DBTimestamp: dtos.DBTimestamp{Created: e.Created, Modified: e.Modified},
+		Id:          e.Id, Name: e.Name, Description: e.Description, AdminState: e.AdminState, OperatingState: e.OperatingState,
+		Labels: e.Labels, Location: e.Location, ServiceName: e.ServiceName, ProfileName: e.ProfileName,
+		AutoEvents: e.AutoEvents, Protocols: e.Protocols, Tags: e.Tags, Properties: e.Properties,
+	}, nil
 }
 
 func (deviceKind) knownEdgeID(d *v1alpha1.Device) string { return d.Status.EdgeId }

@@ -48,8 +48,8 @@ func newEdgeQueue[O client.Object, E any](s *shared, k kind[O, E], guard *deleti
 		reconcileCh: make(chan event.GenericEvent, 1024),
 		created:     newPendingImports(),
 	}
-	if c, ok := any(k).(interface{ compact(E) E }); ok {
-		q.view.compact = c.compact
+	if c, ok := any(k).(viewCodec[E]); ok {
+		q.view.codec = c
 	}
 	q.rec = &reconciler[O, E]{shared: s, kind: k, view: q.view, edgeGone: q.names.Add, seen: q.created.seen}
 	return q

@@ -379,8 +379,7 @@ func (r *reconciler[O, E]) neverCreated(obj O, name string) bool {
 	if r.kind.knownEdgeID(obj) != "" || !r.view.Complete() {
 		return false
 	}
-	_, exists := r.view.Get(name)
-	return !exists
+	return !r.view.Has(name)
 }
 
 // edgeFailure records a failed EdgeX call in the Synced condition and an
