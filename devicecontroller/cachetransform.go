@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/edgebridge/edgebridge/api/v1alpha1"
@@ -22,28 +23,46 @@ const lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
 // repeated strings and drops:
 //   - managedFields (the bridge's writes are merge patches, and an object
 //     written without managedFields keeps the stored ones);
-//   - kubectl's last-applied-configuration annotation.
+//   - kubectl's last-applied-configuration annotation;
+//   - with a ReportedValues store, the reported values of Devices without
+//     desired values, which it moves there.
 //
 // Nothing dropped may ever be written back: every write of the bridge is a
 // merge patch computed between two copies of the cached object, so a field
 // absent from both is absent from the patch and the API server keeps it
-// (TestCacheTransformLosesNothingOnWrite).
+// (TestCacheDropsWhatTheBridgeNeverReads).
 func compactForCache(in any) (any, error) {
-	obj, ok := in.(client.Object)
-	if !ok {
-		return in, nil
+	return compactAndTake(nil)(in)
+}
+
+// compactAndTake is compactForCache that also moves the reported values of
+// Devices without desired values into reported (see ReportedValues), when
+// reported is set.
+func compactAndTake(reported *ReportedValues) toolscache.TransformFunc {
+	return func(in any) (any, error) {
+		obj, ok := in.(client.Object)
+		if !ok {
+			return in, nil
+		}
+		compact(obj, reported)
+		return obj, nil
 	}
+}
+
+func compact(obj client.Object, reported *ReportedValues) {
 	obj.SetManagedFields(nil)
 	compactMeta(obj)
 	switch o := obj.(type) {
 	case *v1alpha1.Device:
+		if reported != nil {
+			reported.take(o)
+		}
 		compactDevice(o)
 	case *v1alpha1.DeviceService:
 		compactService(o)
 	case *v1alpha1.DeviceProfile:
 		compactProfile(o)
 	}
-	return obj, nil
 }
 
 func compactMeta(obj client.Object) {

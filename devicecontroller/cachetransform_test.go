@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/edgebridge/edgebridge/api/v1alpha1"
@@ -16,10 +18,11 @@ import (
 
 const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 
-// The pool's cache keeps only what the bridge reads: no managedFields and
-// no kubectl last-applied copy. Neither is ever lost on the server: the
-// bridge's writes are patches of what it changed, so a person's annotation
-// and field ownership survive them.
+// The pool's cache keeps only what the bridge reads: no managedFields, no
+// kubectl last-applied copy, and no reported values of a device without
+// desired values. None is ever lost on the server: the bridge's writes are
+// patches of what it changed, so a person's annotation, field ownership and
+// the device's reported values survive them.
 func TestCacheDropsWhatTheBridgeNeverReads(t *testing.T) {
 	p := startPool(t, poolConfig{noBridge: true})
 	r := p.launchBridge()
@@ -54,6 +57,32 @@ func TestCacheDropsWhatTheBridgeNeverReads(t *testing.T) {
 		t.Errorf("the cache lost annotations the bridge may read: %v", cached.Annotations)
 	}
 
+	// The device reports values. Without desired values, the cache keeps
+	// them out of its copy (in the bridge's store of reported values), and
+	// the bridge's status writes, computed from cached copies, keep them on
+	// the server.
+	reported := map[string]v1alpha1.ActualPropertyState{
+		"temperature": {Name: "temperature", ActualValue: "21.5", ValueType: "Float64", LastReported: 1700000000000},
+	}
+	statusPatch := client.RawPatch(types.MergePatchType,
+		[]byte(`{"status":{"deviceProperties":{"temperature":{"name":"temperature","actualValue":"21.5","valueType":"Float64","lastReported":1700000000000}}}}`))
+	if err := p.c.Status().Patch(ctx, dev, statusPatch); err != nil {
+		t.Fatal(err)
+	}
+	update(p, &v1alpha1.Device{}, dev.Name, func(d *v1alpha1.Device) { d.Spec.Description = "described" })
+	waitFor(p, &v1alpha1.Device{}, dev.Name, func(d *v1alpha1.Device) error {
+		if d.Status.ObservedGeneration != d.Generation {
+			return fmt.Errorf("status.observedGeneration %d, generation %d", d.Status.ObservedGeneration, d.Generation)
+		}
+		return nil
+	})
+	if err := r.mgr.GetCache().Get(ctx, key, cached); err != nil {
+		t.Fatal(err)
+	}
+	if cached.Status.DeviceProperties != nil {
+		t.Errorf("the cache holds the reported values of a device without desired values: %v", cached.Status.DeviceProperties)
+	}
+
 	// A person takes the bridge's finalizer off; the bridge puts it back
 	// with a patch computed from its cached (trimmed) copy.
 	update(p, &v1alpha1.Device{}, dev.Name, func(d *v1alpha1.Device) {
@@ -71,6 +100,9 @@ func TestCacheDropsWhatTheBridgeNeverReads(t *testing.T) {
 	}
 	if live.Annotations[lastApplied] != dev.Annotations[lastApplied] || live.Annotations["example.com/owner"] != "team-a" {
 		t.Errorf("a bridge write lost a person's annotations: %v", live.Annotations)
+	}
+	if !equality.Semantic.DeepEqual(live.Status.DeviceProperties, reported) {
+		t.Errorf("a bridge write lost the reported values: %v, want %v", live.Status.DeviceProperties, reported)
 	}
 	if !slices.ContainsFunc(live.ManagedFields, func(m metav1.ManagedFieldsEntry) bool { return m.Manager == "person" }) {
 		t.Errorf("a bridge write lost the person's managedFields: %+v", live.ManagedFields)

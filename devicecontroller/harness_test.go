@@ -258,9 +258,11 @@ func (p *pool) launchBridge() *replica {
 	if sel == "" {
 		sel = poolSelection
 	}
+	// As cmd/devicecontroller wires it.
+	reported := devicecontroller.NewReportedValues()
 	mgrOpts := ctrl.Options{
 		Scheme:                 devicecontroller.Scheme(),
-		Cache:                  devicecontroller.PoolCacheOptions(p.name, p.opts.Namespaces, sel),
+		Cache:                  devicecontroller.PoolCacheOptions(p.name, p.opts.Namespaces, sel, reported),
 		MapperProvider:         devicecontroller.RESTMapper,
 		Metrics:                metricsserver.Options{BindAddress: orDefault(p.metricsAddr, "0")},
 		HealthProbeBindAddress: "0",
@@ -271,6 +273,7 @@ func (p *pool) launchBridge() *replica {
 	}
 	bridgeOpts := p.opts
 	bridgeOpts.PoolSelection = sel
+	bridgeOpts.Reported = reported
 	w := &wiring{kubeConfig: kube.Config, manager: &mgrOpts, bridge: &bridgeOpts, bus: bus}
 	if p.cfg.wire != nil {
 		p.cfg.wire(w)

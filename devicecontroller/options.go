@@ -100,6 +100,10 @@ type Options struct {
 	// Default SelectByField.
 	PoolSelection PoolSelection
 
+	// Reported is the store of reported values given to PoolCacheOptions,
+	// if any: the bridge reads them there.
+	Reported *ReportedValues
+
 	// Cloud tracks whether the API server answers; the manager's
 	// configuration should come from Cloud.Config. While the cloud is
 	// unreachable, status writes wait (coalescing in memory) and /readyz
@@ -195,5 +199,5 @@ func (o Options) validate() error {
 // given namespaces, with a field selector on spec.nodePool (a CRD selectable
 // field); PoolCacheOptions chooses the selector.
 func CacheOptions(pool string, namespaces []string) cache.Options {
-	return PoolCacheOptions(pool, namespaces, SelectByField)
+	return PoolCacheOptions(pool, namespaces, SelectByField, nil)
 }

@@ -113,7 +113,11 @@ func probePoolSelection(ctx context.Context, c client.Reader, pool, namespace st
 // the given namespaces, so that the API server never sends this bridge
 // another pool's traffic: by field selector on spec.nodePool, or by the
 // PoolLabel label where fields cannot be selected.
-func PoolCacheOptions(pool string, namespaces []string, sel PoolSelection) cache.Options {
+//
+// reported, when set, receives the reported values of Devices without
+// desired values instead of the cache (see ReportedValues); the bridge must
+// be given the same store in Options.Reported.
+func PoolCacheOptions(pool string, namespaces []string, sel PoolSelection, reported *ReportedValues) cache.Options {
 	nsConfig := map[string]cache.Config{}
 	for _, ns := range namespaces {
 		nsConfig[ns] = cache.Config{}
@@ -127,7 +131,7 @@ func PoolCacheOptions(pool string, namespaces []string, sel PoolSelection) cache
 	return cache.Options{
 		// What the bridge never reads is dropped, and what thousands of
 		// objects repeat is kept once (see compactForCache).
-		DefaultTransform: compactForCache,
+		DefaultTransform: compactAndTake(reported),
 		ByObject: map[client.Object]cache.ByObject{
 			&v1alpha1.Device{}:        inPool,
 			&v1alpha1.DeviceService{}: inPool,

@@ -340,16 +340,16 @@ func (t *telemetry) statusPatch(key types.NamespacedName, dev *v1alpha1.Device, 
 		if r.originNanos < t.commands.confirmedAt(key, res).UnixNano() {
 			continue // taken before the device accepted a newer command
 		}
-		cur, known := dev.Status.DeviceProperties[res]
+		cur, known := reportedOf(t.opts.Reported, key, dev, res)
 		ms := r.originNanos / int64(time.Millisecond)
 		if r.mediaType != "" || r.binarySize > 0 {
-			if known && cur.MediaType == r.mediaType && cur.BinarySize == r.binarySize {
+			if known && cur.binary != nil && cur.binary.mediaType == r.mediaType && cur.binary.size == r.binarySize {
 				continue
 			}
 			patch[res] = map[string]any{"name": res, "actualValue": "", "valueType": r.valueType,
 				"mediaType": r.mediaType, "binarySize": r.binarySize, "lastReported": ms}
 		} else {
-			if known && cur.LastReported > 0 && convert.EqualValues(r.valueType, cur.ActualValue, r.value) {
+			if known && cur.lastReported > 0 && convert.EqualValues(r.valueType, cur.value, r.value) {
 				continue
 			}
 			entry := map[string]any{"name": res, "actualValue": r.value, "valueType": r.valueType, "lastReported": ms}
@@ -406,6 +406,7 @@ func (t *telemetry) forget(key types.NamespacedName) {
 	// The device's series go with its record.
 	delete(t.devices, key)
 	t.mu.Unlock()
+	t.opts.Reported.forget(key)
 }
 
 // requeueIfDesired asks the command driver to look at a device whose readings
