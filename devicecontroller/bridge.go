@@ -73,6 +73,9 @@ func New(mgr manager.Manager, edge EdgeX, opts Options) (*Bridge, error) {
 		go b.commands.wake()
 	})
 	b.devices.rec.afterSync = b.commands.drive
+	if opts.DeviceFields != nil {
+		b.devices.rec.restore = opts.DeviceFields.restore
+	}
 	b.devices.rec.onDelete = func(d *v1alpha1.Device) {
 		key := types.NamespacedName{Namespace: d.Namespace, Name: d.Name}
 		b.commands.forget(key)

@@ -24,8 +24,8 @@ const lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
 //   - managedFields (the bridge's writes are merge patches, and an object
 //     written without managedFields keeps the stored ones);
 //   - kubectl's last-applied-configuration annotation;
-//   - with a ReportedValues store, the reported values of Devices without
-//     desired values, which it moves there.
+//   - with a DeviceFields store, Devices' protocols and the reported values
+//     of Devices without desired values, which it moves there.
 //
 // Nothing dropped may ever be written back: every write of the bridge is a
 // merge patch computed between two copies of the cached object, so a field
@@ -35,27 +35,26 @@ func compactForCache(in any) (any, error) {
 	return compactAndTake(nil)(in)
 }
 
-// compactAndTake is compactForCache that also moves the reported values of
-// Devices without desired values into reported (see ReportedValues), when
-// reported is set.
-func compactAndTake(reported *ReportedValues) toolscache.TransformFunc {
+// compactAndTake is compactForCache that also moves Devices' protocols and
+// reported values into fields (see DeviceFields), when fields is set.
+func compactAndTake(fields *DeviceFields) toolscache.TransformFunc {
 	return func(in any) (any, error) {
 		obj, ok := in.(client.Object)
 		if !ok {
 			return in, nil
 		}
-		compact(obj, reported)
+		compact(obj, fields)
 		return obj, nil
 	}
 }
 
-func compact(obj client.Object, reported *ReportedValues) {
+func compact(obj client.Object, fields *DeviceFields) {
 	obj.SetManagedFields(nil)
 	compactMeta(obj)
 	switch o := obj.(type) {
 	case *v1alpha1.Device:
-		if reported != nil {
-			reported.take(o)
+		if fields != nil {
+			fields.take(o)
 		}
 		compactDevice(o)
 	case *v1alpha1.DeviceService:

@@ -259,10 +259,10 @@ func (p *pool) launchBridge() *replica {
 		sel = poolSelection
 	}
 	// As cmd/devicecontroller wires it.
-	reported := devicecontroller.NewReportedValues()
+	fields := devicecontroller.NewDeviceFields()
 	mgrOpts := ctrl.Options{
 		Scheme:                 devicecontroller.Scheme(),
-		Cache:                  devicecontroller.PoolCacheOptions(p.name, p.opts.Namespaces, sel, reported),
+		Cache:                  devicecontroller.PoolCacheOptions(p.name, p.opts.Namespaces, sel, fields),
 		MapperProvider:         devicecontroller.RESTMapper,
 		Metrics:                metricsserver.Options{BindAddress: orDefault(p.metricsAddr, "0")},
 		HealthProbeBindAddress: "0",
@@ -273,7 +273,7 @@ func (p *pool) launchBridge() *replica {
 	}
 	bridgeOpts := p.opts
 	bridgeOpts.PoolSelection = sel
-	bridgeOpts.Reported = reported
+	bridgeOpts.DeviceFields = fields
 	w := &wiring{kubeConfig: kube.Config, manager: &mgrOpts, bridge: &bridgeOpts, bus: bus}
 	if p.cfg.wire != nil {
 		p.cfg.wire(w)

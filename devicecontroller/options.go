@@ -100,9 +100,9 @@ type Options struct {
 	// Default SelectByField.
 	PoolSelection PoolSelection
 
-	// Reported is the store of reported values given to PoolCacheOptions,
-	// if any: the bridge reads them there.
-	Reported *ReportedValues
+	// DeviceFields is the store given to PoolCacheOptions, if any: the
+	// bridge reads there what the cache keeps outside its Devices.
+	DeviceFields *DeviceFields
 
 	// Cloud tracks whether the API server answers; the manager's
 	// configuration should come from Cloud.Config. While the cloud is

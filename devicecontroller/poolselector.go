@@ -114,10 +114,10 @@ func probePoolSelection(ctx context.Context, c client.Reader, pool, namespace st
 // another pool's traffic: by field selector on spec.nodePool, or by the
 // PoolLabel label where fields cannot be selected.
 //
-// reported, when set, receives the reported values of Devices without
-// desired values instead of the cache (see ReportedValues); the bridge must
-// be given the same store in Options.Reported.
-func PoolCacheOptions(pool string, namespaces []string, sel PoolSelection, reported *ReportedValues) cache.Options {
+// kept, when set, holds Devices' protocols and reported values in a
+// compact form instead of the cache (see DeviceFields); the bridge must be
+// given the same store in Options.DeviceFields.
+func PoolCacheOptions(pool string, namespaces []string, sel PoolSelection, kept *DeviceFields) cache.Options {
 	nsConfig := map[string]cache.Config{}
 	for _, ns := range namespaces {
 		nsConfig[ns] = cache.Config{}
@@ -131,7 +131,7 @@ func PoolCacheOptions(pool string, namespaces []string, sel PoolSelection, repor
 	return cache.Options{
 		// What the bridge never reads is dropped, and what thousands of
 		// objects repeat is kept once (see compactForCache).
-		DefaultTransform: compactAndTake(reported),
+		DefaultTransform: compactAndTake(kept),
 		ByObject: map[client.Object]cache.ByObject{
 			&v1alpha1.Device{}:        inPool,
 			&v1alpha1.DeviceService{}: inPool,

@@ -50,6 +50,9 @@ type reconciler[O client.Object, E any] struct {
 	// afterSync, when set, runs once the object and EdgeX agree; devices
 	// use it to drive commands.
 	afterSync func(ctx context.Context, obj O, edge E) (reconcile.Result, error)
+	// restore, when set, puts back into the reconcile's own copy of the
+	// object what the cache keeps outside it (see DeviceFields).
+	restore func(obj O) error
 	// onDelete, when set, runs once the object's EdgeX counterpart is gone
 	// and its finalizer is about to be removed.
 	onDelete func(obj O)
@@ -157,12 +160,17 @@ func (r *reconciler[O, E]) Reconcile(ctx context.Context, req reconcile.Request)
 	if err := r.client.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.writes.forget(req.NamespacedName)
-			r.opts.Reported.forget(req.NamespacedName)
+			r.opts.DeviceFields.forget(req.NamespacedName)
 		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	if !r.serves(obj) {
 		return reconcile.Result{}, nil // another pool's, labelled as this one's
+	}
+	if r.restore != nil {
+		if err := r.restore(obj); err != nil {
+			return reconcile.Result{}, err
+		}
 	}
 	if r.seen != nil {
 		r.seen(v1alpha1.EdgeXName(obj))

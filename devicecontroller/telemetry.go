@@ -340,7 +340,7 @@ func (t *telemetry) statusPatch(key types.NamespacedName, dev *v1alpha1.Device, 
 		if r.originNanos < t.commands.confirmedAt(key, res).UnixNano() {
 			continue // taken before the device accepted a newer command
 		}
-		cur, known := reportedOf(t.opts.Reported, key, dev, res)
+		cur, known := reportedOf(t.opts.DeviceFields, key, dev, res)
 		ms := r.originNanos / int64(time.Millisecond)
 		if r.mediaType != "" || r.binarySize > 0 {
 			if known && cur.binary != nil && cur.binary.mediaType == r.mediaType && cur.binary.size == r.binarySize {
@@ -406,7 +406,7 @@ func (t *telemetry) forget(key types.NamespacedName) {
 	// The device's series go with its record.
 	delete(t.devices, key)
 	t.mu.Unlock()
-	t.opts.Reported.forget(key)
+	t.opts.DeviceFields.forget(key)
 }
 
 // requeueIfDesired asks the command driver to look at a device whose readings

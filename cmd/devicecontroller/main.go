@@ -196,9 +196,9 @@ func run(ctx context.Context, f *flags) error {
 	// Every request to the API server tells whether the cloud answers.
 	cloud := devicecontroller.NewCloud(pool, f.kubeTimeout)
 	cfg = cloud.Config(cfg)
-	// What the cache keeps of Devices' reported values, and where the
-	// bridge reads them (see devicecontroller.ReportedValues).
-	reported := devicecontroller.NewReportedValues()
+	// What the cache keeps outside its Devices, and where the bridge reads
+	// it (see devicecontroller.DeviceFields).
+	fields := devicecontroller.NewDeviceFields()
 
 	edge, bus, err := connectEdgeX(ctx, f, pool)
 	if err != nil {
@@ -207,7 +207,7 @@ func run(ctx context.Context, f *flags) error {
 	defer bus.Close()
 	mgrOpts := ctrl.Options{
 		Scheme:                 scheme,
-		Cache:                  devicecontroller.PoolCacheOptions(pool, namespaces, selection, reported),
+		Cache:                  devicecontroller.PoolCacheOptions(pool, namespaces, selection, fields),
 		MapperProvider:         devicecontroller.RESTMapper,
 		Metrics:                metricsserver.Options{BindAddress: f.metricsAddr},
 		HealthProbeBindAddress: f.probeAddr,
@@ -252,7 +252,7 @@ func run(ctx context.Context, f *flags) error {
 	}
 
 	opts := devicecontroller.Options{
-		Cloud: cloud, PoolSelection: selection, Reported: reported,
+		Cloud: cloud, PoolSelection: selection, DeviceFields: fields,
 		NodePool: pool, Namespaces: namespaces, ResyncPeriod: f.resyncPeriod,
 		DeletionGuardFraction: f.guardFraction, DeletionGuardMinimum: f.guardMinimum, Workers: f.workers,
 		StatusInterval: f.statusInterval, StatusWriters: f.statusWriters, ConnectedRefresh: f.connectedRefresh, MaxReadingSeries: f.maxSeries, NorthboundPrefix: f.northboundPrefix,
