@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgexfoundry/go-mod-core-contracts/v3/dtos"
@@ -59,6 +60,9 @@ type commandDriver struct {
 	// counts the commands under way, which Start waits for.
 	life    context.Context
 	running bool
+	// leadingSince is when (ms since the epoch) this process began to
+	// lead; reports from before then do not prove a value (see inSync).
+	leadingSince atomic.Int64
 	sends   sync.WaitGroup
 }
 
@@ -114,6 +118,7 @@ func newCommandDriver(s *shared, cmd CommandSender, transport string, profiles *
 func (c *commandDriver) Start(ctx context.Context) error {
 	c.mu.Lock()
 	c.life, c.running = ctx, true
+	c.leadingSince.Store(time.Now().UnixMilli())
 	c.mu.Unlock()
 	c.watchRecovery(ctx)
 	c.mu.Lock()
@@ -357,19 +362,22 @@ func (c *commandDriver) acceptedHere(key types.NamespacedName, name, want string
 }
 
 // inSync reports whether the device itself reported the wanted value after
-// the last command status records. A value status holds only because a
-// command succeeded is not trusted here: the process that recorded it may
-// have sent another command before it died, unrecorded. This process's own
-// successes are trusted through propState.accepted instead; after a
-// restart, such a value is sent once more unless the device reports it.
-// own is this process's last command of the property, if any: its time is
-// exact, where status keeps whole seconds.
+// the last command that may have gone out. A value status holds only
+// because a command succeeded is not trusted here, and neither is a report
+// from before this process began to lead: the process before it may have
+// sent another command after either, and died before recording it. This
+// process's own successes are trusted through propState.accepted instead;
+// after a restart, such a value is sent once more unless the device
+// reports it again. own is this process's last command of the property, if
+// any: its time is exact, where status keeps whole seconds.
 func (c *commandDriver) inSync(entry *v1alpha1.ActualPropertyState, want string, res dtos.DeviceResource, own *v1alpha1.CommandOutcome) bool {
 	reported := entry.LastReported > 0
 	switch last := entry.LastCommand; {
 	case !reported:
 	case own != nil:
 		reported = entry.LastReported >= own.Time.UnixMilli()
+	case entry.LastReported < c.leadingSince.Load():
+		reported = false
 	case last != nil:
 		// Only a report from a later second is surely newer than a
 		// command status recorded.

@@ -3,6 +3,7 @@ package devicecontroller_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -251,49 +252,87 @@ func TestSlowDeviceDoesNotDelayOthers(t *testing.T) {
 // command; the device applies it after the bridge is gone, so status never
 // hears of it. The user then sets the value status still shows as the
 // device's; the next bridge must not take status's word for it: the device
-// ends up holding what the user wants.
+// ends up holding what the user wants. Status shows that value either
+// because an earlier command set it, or because the device reported it
+// with no command at all.
 //
-// Found by this test (fixed): the next bridge compared the desired value with status (actual true, last command true
-// Succeeded), calls the pin in sync and sends nothing; the device keeps the
-// value of the unrecorded command and PropertiesSynced says InSync. The
-// same loss makes TestBinaryKilledMidImportConverges fail now and then.
+// Found by this test (fixed): the next bridge compared the desired value
+// with status (actual true, last command true Succeeded), called the pin in
+// sync and sent nothing; the device kept the value of the unrecorded
+// command and PropertiesSynced said InSync. The same loss made
+// TestBinaryKilledMidImportConverges fail now and then, also when status
+// held a value the device had reported by itself (no last command): a
+// report from before the next bridge started proves nothing either.
 func TestCommandInFlightWhenTheBridgeStopsIsNotForgotten(t *testing.T) {
-	p := startPool(t, poolConfig{seedDemo: true})
-	w := recordWrites(t, p)
-	dev := commandDevice(p, "slow-switch", simulator.ProfileGPIO)
-	setDesired(p, dev.Name, "pin_17", "true")
-	waitProperty(p, dev.Name, "pin_17", "Bool", "true")
+	cases := []struct {
+		name string
+		// holdTrue makes status show pin_17 true before the slow command.
+		holdTrue func(p *pool, device string)
+		writes   []string
+	}{
+		{"true was commanded", func(p *pool, device string) {
+			setDesired(p, device, "pin_17", "true")
+		}, []string{"true", "false", "true"}},
+		{"true was reported by the device", func(p *pool, device string) {
+			ctx, cancel := context.WithTimeout(context.Background(), testenv.DefaultTimeout)
+			defer cancel()
+			if err := p.sim.PublishReadings(ctx, device, map[string]string{"pin_17": "true"}); err != nil {
+				p.t.Fatal(err)
+			}
+			waitFor(p, &v1alpha1.Device{}, device, func(d *v1alpha1.Device) error {
+				if got := d.Status.DeviceProperties["pin_17"]; got.ActualValue != "true" {
+					return fmt.Errorf("pin_17 is %+v, want true", got)
+				}
+				return nil
+			})
+			// Already so: the desired value needs no command.
+			setDesired(p, device, "pin_17", "true")
+		}, []string{"false", "true"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startPool(t, poolConfig{seedDemo: true})
+			w := recordWrites(t, p)
+			dev := commandDevice(p, "slow-switch", simulator.ProfileGPIO)
+			tc.holdTrue(p, dev.Name)
+			waitProperty(p, dev.Name, "pin_17", "Bool", "true")
 
-	const put = "core-command PUT /api/v3/device/name/{name}/{command}"
-	sent := p.sim.RequestCounts()[put]
-	p.sim.Faults().SetDeviceLatency(dev.Name, 2*time.Second)
-	setDesired(p, dev.Name, "pin_17", "false")
-	testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
-		if p.sim.RequestCounts()[put] == sent {
-			return fmt.Errorf("the command for false has not reached core-command yet")
-		}
-		return nil
-	})
-	p.stop()
-	testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
-		if v, _ := p.sim.Value(dev.Name, "pin_17"); v != "false" {
-			return fmt.Errorf("pin_17 is %q at the device; the slow command has not landed yet", v)
-		}
-		return nil
-	})
-	p.sim.Faults().SetDeviceLatency(dev.Name, 0)
-	setDesired(p, dev.Name, "pin_17", "true")
+			const put = "core-command PUT /api/v3/device/name/{name}/{command}"
+			sent := p.sim.RequestCounts()[put]
+			p.sim.Faults().SetDeviceLatency(dev.Name, 2*time.Second)
+			setDesired(p, dev.Name, "pin_17", "false")
+			testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
+				if p.sim.RequestCounts()[put] == sent {
+					return fmt.Errorf("the command for false has not reached core-command yet")
+				}
+				return nil
+			})
+			p.stop()
+			testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
+				if v, _ := p.sim.Value(dev.Name, "pin_17"); v != "false" {
+					return fmt.Errorf("pin_17 is %q at the device; the slow command has not landed yet", v)
+				}
+				return nil
+			})
+			p.sim.Faults().SetDeviceLatency(dev.Name, 0)
+			setDesired(p, dev.Name, "pin_17", "true")
 
-	p.startBridge()
-	testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
-		if v, _ := p.sim.Value(dev.Name, "pin_17"); v != "true" {
-			d := &v1alpha1.Device{}
-			_ = p.get(d, dev.Name)
-			return fmt.Errorf("pin_17 is %q at the device, desired true; %s", v, propertyStatus(d, "pin_17"))
-		}
-		return nil
-	})
-	if writes := w.to(dev.Name, "pin_17"); len(writes) != 3 {
-		t.Errorf("%d writes reached the device, want 3 (true, false, true): %+v", len(writes), writes)
+			p.startBridge()
+			testenv.Eventually(t, testenv.DefaultTimeout, func(context.Context) error {
+				if v, _ := p.sim.Value(dev.Name, "pin_17"); v != "true" {
+					d := &v1alpha1.Device{}
+					_ = p.get(d, dev.Name)
+					return fmt.Errorf("pin_17 is %q at the device, desired true; %s", v, propertyStatus(d, "pin_17"))
+				}
+				return nil
+			})
+			var values []string
+			for _, wr := range w.to(dev.Name, "pin_17") {
+				values = append(values, wr.Value)
+			}
+			if !slices.Equal(values, tc.writes) {
+				t.Errorf("writes %v reached the device, want %v", values, tc.writes)
+			}
+		})
 	}
 }
