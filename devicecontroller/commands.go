@@ -63,7 +63,7 @@ type commandDriver struct {
 	// leadingSince is when (ms since the epoch) this process began to
 	// lead; reports from before then do not prove a value (see inSync).
 	leadingSince atomic.Int64
-	sends   sync.WaitGroup
+	sends        sync.WaitGroup
 }
 
 // recoveryProbeInterval is how often core-command is asked whether it
