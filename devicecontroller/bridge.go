@@ -75,6 +75,13 @@ func New(mgr manager.Manager, edge EdgeX, opts Options) (*Bridge, error) {
 	b.devices.rec.afterSync = b.commands.drive
 	if opts.DeviceFields != nil {
 		b.devices.rec.restore = opts.DeviceFields.restore
+		informer, err := mgr.GetCache().GetInformer(context.Background(), &v1alpha1.Device{})
+		if err != nil {
+			return nil, fmt.Errorf("get the Device informer: %w", err)
+		}
+		if _, err := informer.AddEventHandler(opts.DeviceFields.forgetDeleted()); err != nil {
+			return nil, fmt.Errorf("watch Device deletions for the device fields store: %w", err)
+		}
 	}
 	b.devices.rec.onDelete = func(d *v1alpha1.Device) {
 		key := types.NamespacedName{Namespace: d.Namespace, Name: d.Name}

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
 
 	"github.com/edgebridge/edgebridge/api/v1alpha1"
 )
@@ -149,6 +150,21 @@ func (s *DeviceFields) forget(key types.NamespacedName) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.devices, key)
+}
+
+// forgetDeleted is an informer handler that forgets a Device once its
+// deletion reaches the cache. Every replica's cache feeds the store, while
+// only the leader reconciles: without it, a standby would keep what it held
+// of every Device deleted meanwhile.
+func (s *DeviceFields) forgetDeleted() toolscache.ResourceEventHandlerFuncs {
+	return toolscache.ResourceEventHandlerFuncs{DeleteFunc: func(obj any) {
+		if gone, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+			obj = gone.Obj
+		}
+		if d, ok := obj.(*v1alpha1.Device); ok {
+			s.forget(types.NamespacedName{Namespace: d.Namespace, Name: d.Name})
+		}
+	}}
 }
 
 // len is the number of Devices the store holds fields of.

@@ -7,6 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
 
 	"github.com/edgebridge/edgebridge/api/v1alpha1"
 )
@@ -82,6 +83,31 @@ func TestDeviceFieldsLeaveTheCacheAndComeBack(t *testing.T) {
 			store.forget(key)
 			if store.len() != 0 {
 				t.Errorf("the store still holds %d devices after forget", store.len())
+			}
+		})
+	}
+}
+
+// A Device's deletion reaching the cache empties its entry, on every
+// replica: as the object itself, or as the tombstone of a deletion the
+// watch missed.
+func TestDeviceFieldsForgetDeletedDevices(t *testing.T) {
+	dev := &v1alpha1.Device{ObjectMeta: metav1.ObjectMeta{Namespace: "pools", Name: "dev-1"}}
+	dev.Spec.Protocols = map[string]v1alpha1.ProtocolProperties{"other": {"Address": "dev-1"}}
+	cases := map[string]any{
+		"deleted":   dev,
+		"tombstone": toolscache.DeletedFinalStateUnknown{Key: "pools/dev-1", Obj: dev},
+	}
+	for name, deleted := range cases {
+		t.Run(name, func(t *testing.T) {
+			store := NewDeviceFields()
+			store.take(dev.DeepCopy())
+			if store.len() != 1 {
+				t.Fatalf("the store holds %d devices, want 1", store.len())
+			}
+			store.forgetDeleted().OnDelete(deleted)
+			if store.len() != 0 {
+				t.Errorf("the store still holds %d devices after the deletion", store.len())
 			}
 		})
 	}
