@@ -92,9 +92,9 @@ func (s *DeviceFields) take(d *v1alpha1.Device) {
 		if len(d.Status.DeviceProperties) > 0 {
 			kept.reported = make([]reportedValue, 0, len(d.Status.DeviceProperties))
 			for name, p := range d.Status.DeviceProperties {
-				v := reportedValue{name: cacheStrings.intern(name), value: p.ActualValue, lastReported: p.LastReported}
-				if p.MediaType != "" || p.BinarySize > 0 {
-					v.binary = &reportedBinary{mediaType: cacheStrings.intern(p.MediaType), size: p.BinarySize}
+				v := reportedFrom(cacheStrings.intern(name), p)
+				if v.binary != nil {
+					v.binary.mediaType = cacheStrings.intern(v.binary.mediaType)
 				}
 				kept.reported = append(kept.reported, v)
 			}
@@ -182,11 +182,16 @@ func reportedOf(store *DeviceFields, key types.NamespacedName, dev *v1alpha1.Dev
 		if !ok {
 			return reportedValue{}, false
 		}
-		v := reportedValue{name: resource, value: p.ActualValue, lastReported: p.LastReported}
-		if p.MediaType != "" || p.BinarySize > 0 {
-			v.binary = &reportedBinary{mediaType: p.MediaType, size: p.BinarySize}
-		}
-		return v, true
+		return reportedFrom(resource, p), true
 	}
 	return store.reported(key, resource)
+}
+
+// reportedFrom is what telemetry compares with of one status entry.
+func reportedFrom(name string, p v1alpha1.ActualPropertyState) reportedValue {
+	v := reportedValue{name: name, value: p.ActualValue, lastReported: p.LastReported}
+	if p.MediaType != "" || p.BinarySize > 0 {
+		v.binary = &reportedBinary{mediaType: p.MediaType, size: p.BinarySize}
+	}
+	return v
 }
