@@ -43,18 +43,19 @@ var errNoTargets = errors.New("no managed devices to command (the cloud-to-edge 
 // configured rate and times until the simulated device receives each
 // write, through whatever transport the running bridge was started with.
 func (p *pool) measureCommands(ctx context.Context, transport string, targets []managedDevice) (commandPhase, error) {
-	res, err := p.commandsAt(ctx, transport, targets, p.rig.cfg.commandRate, true)
+	res, err := p.commandsAt(ctx, transport, targets, p.rig.cfg.commandRate, 0, true)
 	if res.SeenByWatch != nil {
 		res.SeenByWatch.SamplesMs = nil
 	}
 	return res, err
 }
 
-// commandsAt is measureCommands at a given rate. With split it also reads
+// commandsAt is measureCommands at a given rate, its schedule starting
+// offset from now. With split it also reads
 // where the time went from the bridge's and the API server's histograms;
 // pools measured side by side leave that out, as twenty readings of the
 // API server's metrics at once would load the server they measure.
-func (p *pool) commandsAt(ctx context.Context, transport string, targets []managedDevice, rate float64, split bool) (commandPhase, error) {
+func (p *pool) commandsAt(ctx context.Context, transport string, targets []managedDevice, rate float64, offset time.Duration, split bool) (commandPhase, error) {
 	cfg := p.rig.cfg
 	res := commandPhase{Transport: transport, RatePerSecond: rate, Targets: len(targets)}
 	if len(targets) == 0 {
@@ -84,7 +85,7 @@ func (p *pool) commandsAt(ctx context.Context, transport string, targets []manag
 	var failed atomic.Int64
 	claims := &lastKeys{keys: map[string]string{}}
 	total := int(rate * cfg.commandWindow.Seconds())
-	run := pace(ctx, total, rate, 8, func(ctx context.Context, i int) {
+	run := paceAfter(ctx, offset, total, rate, 8, func(ctx context.Context, i int) {
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		// One command in flight per device: the next free target.

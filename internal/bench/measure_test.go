@@ -465,3 +465,28 @@ func TestOnlyRows(t *testing.T) {
 		t.Error("-only=7 measures the wrong rows")
 	}
 }
+
+// Pools' command schedules are offset so that they interleave: no action
+// of an offset schedule starts before its offset.
+func TestPaceAfterStartsNoActionBeforeItsOffset(t *testing.T) {
+	const offset = 40 * time.Millisecond
+	begin := time.Now()
+	var mu sync.Mutex
+	var first time.Duration = -1
+	res := paceAfter(context.Background(), offset, 3, 1000, 3, func(context.Context, int) {
+		mu.Lock()
+		if first < 0 {
+			first = time.Since(begin)
+		}
+		mu.Unlock()
+	})
+	if res.Started != 3 {
+		t.Fatalf("started %d of 3 actions", res.Started)
+	}
+	if first < offset {
+		t.Errorf("the first action started after %s, before the %s offset", first, offset)
+	}
+	if res.MaxLate < 0 {
+		t.Errorf("max lateness %s is negative", res.MaxLate)
+	}
+}

@@ -26,7 +26,14 @@ type paceResult struct {
 // workers goroutines, so that one slow action does not delay the rest of
 // the schedule. It stops early when ctx ends.
 func pace(ctx context.Context, total int, perSecond float64, workers int, fn func(ctx context.Context, i int)) paceResult {
-	start := time.Now()
+	return paceAfter(ctx, 0, total, perSecond, workers, fn)
+}
+
+// paceAfter is pace with its schedule starting offset from now. Several
+// schedules of one rate, offset by fractions of its interval, interleave
+// instead of acting all at once.
+func paceAfter(ctx context.Context, offset time.Duration, total int, perSecond float64, workers int, fn func(ctx context.Context, i int)) paceResult {
+	start := time.Now().Add(offset)
 	var next atomic.Int64
 	var maxLate atomic.Int64
 	var started atomic.Int64

@@ -141,6 +141,57 @@ type clusterWindow struct {
 	DeviceDispatchMs   map[string]float64 `json:"deviceDispatchMs,omitempty"`
 	TerminatedWatchers float64            `json:"terminatedWatchers"`
 	Machine            machineWindow      `json:"machine"`
+	GC                 apiserverGC        `json:"apiserverGC"`
+}
+
+// apiserverGC is what the API server's Go garbage collector did in a
+// window, from its runtime metrics. With thousands of Devices the API
+// server's heap is mostly unstructured objects: the stored ones and every
+// version its watch cache still holds. A request that runs while a
+// collection marks that heap is slowed by the marking it must help with,
+// so this is where a latency measured through the API server goes when the
+// bridges are not the cause.
+type apiserverGC struct {
+	Cycles float64 `json:"cycles"`
+	// CPUShare is the share of the API server's CPU spent collecting,
+	// AssistSeconds the part of it done by request goroutines made to help.
+	CPUShare      float64 `json:"cpuShare"`
+	AssistSeconds float64 `json:"markAssistSeconds"`
+	// LiveHeapMB is the heap the last collection kept, AllocMBPerSecond the
+	// rate the API server allocated at.
+	LiveHeapMB       float64 `json:"liveHeapMB"`
+	AllocMBPerSecond float64 `json:"allocMBPerSecond"`
+	// DeviceWatchCache is how many events the watch cache of Devices holds
+	// (watch_cache_capacity): it keeps at least 75 s of them, so it grows
+	// with the Device write rate.
+	DeviceWatchCache float64 `json:"deviceWatchCacheCapacity"`
+}
+
+func gcBetween(before, after scrape, seconds float64) apiserverGC {
+	delta := func(name string) float64 { return after.sum(name, nil) - before.sum(name, nil) }
+	out := apiserverGC{
+		Cycles:           delta("go_gc_cycles_total_gc_cycles_total"),
+		AssistSeconds:    delta("go_cpu_classes_gc_mark_assist_cpu_seconds_total"),
+		LiveHeapMB:       after.sum("go_gc_heap_live_bytes", nil) / (1 << 20),
+		DeviceWatchCache: after.sum("watch_cache_capacity", map[string]string{"resource": "devices"}),
+	}
+	// The runtime's own CPU classes, idle excluded, so that the share is
+	// of the CPU the API server used.
+	if used := delta("go_cpu_classes_total_cpu_seconds_total") - delta("go_cpu_classes_idle_cpu_seconds_total"); used > 0 {
+		out.CPUShare = delta("go_cpu_classes_gc_total_cpu_seconds_total") / used
+	}
+	if seconds > 0 {
+		out.AllocMBPerSecond = delta("go_gc_heap_allocs_bytes_total") / (1 << 20) / seconds
+	}
+	return out
+}
+
+func (g apiserverGC) describe() string {
+	if g.Cycles == 0 && g.LiveHeapMB == 0 {
+		return "API server GC not reported"
+	}
+	return fmt.Sprintf("API server GC: %.0f cycles, %.0f %% of its CPU (%.1f s of it in request goroutines made to assist), %.0f MB live heap, %.0f MB/s allocated, watch cache of Devices %.0f events",
+		g.Cycles, 100*g.CPUShare, g.AssistSeconds, g.LiveHeapMB, g.AllocMBPerSecond, g.DeviceWatchCache)
 }
 
 // poolsCommandPhase is commands to every pool at once, telemetry flowing.
@@ -234,7 +285,7 @@ func measureAlone(ctx context.Context, r *rig, out *alonePool, physicalPerDevice
 	out.Cluster = &cw
 	logf("   steady: bridge %.3f cores, %.0f MB", st.BridgeCores, st.BridgeRSSMB)
 	stop := telemetryInBackground(ctx, []*telemetryGen{gen})
-	c, err := p.commandsAt(ctx, "rest", targets, cfg.commandRate, false)
+	c, err := p.commandsAt(ctx, "rest", targets, cfg.commandRate, 0, false)
 	stop()
 	if err != nil {
 		return fmt.Errorf("commands: %w", err)
@@ -434,9 +485,13 @@ func commandAll(ctx context.Context, r *rig, pools []*pool, targets [][]managedD
 	profiled := r.apiserverCPUProfile(ctx, cfg.commandWindow,
 		filepath.Join(cfg.out, "profiles", "pools-commands-apiserver.pprof"))
 	start := time.Now()
+	// Each pool's schedule starts one interval of the whole rate after the
+	// previous pool's: the commands of all pools arrive one at a time at
+	// the configured rate, not every pool's at the same instant.
+	interval := time.Duration(float64(time.Second) / cfg.commandRate)
 	err = eachPool(ctx, pools, func(ctx context.Context, i int, p *pool) error {
 		var err error
-		phases[i], err = p.commandsAt(ctx, "rest", targets[i], rate, false)
+		phases[i], err = p.commandsAt(ctx, "rest", targets[i], rate, time.Duration(i)*interval, false)
 		return err
 	})
 	out.OtherCores = r.load.othersCores(start, time.Now())
@@ -582,6 +637,7 @@ func clusterBetween(before, after clusterSample) clusterWindow {
 		return l["stage"]
 	})
 	out.TerminatedWatchers = after.metrics.sum("apiserver_terminated_watchers_total", nil) - before.metrics.sum("apiserver_terminated_watchers_total", nil)
+	out.GC = gcBetween(before.metrics, after.metrics, after.at.Sub(before.at).Seconds())
 	return out
 }
 

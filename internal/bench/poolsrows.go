@@ -113,13 +113,13 @@ func (r *results) poolsDetails() string {
 			a.BridgeCores, a.BridgeRSSMB, a.BridgePeakRSSMB, a.BridgeStatusWrites, total(a.EdgeXRequests))
 	}
 	if c := p.Alone.Cluster; c != nil {
-		fmt.Fprintf(&b, " API server alone: %.2f cores, %.0f MB, %.0f watches, %.2f watch events per Device write.", c.APIServerCores, c.APIServerRSSMB, c.WatchesTotal, c.WatchEventsPerWrite)
+		fmt.Fprintf(&b, " API server alone: %.2f cores, %.0f MB, %.0f watches, %.2f watch events per Device write; %s.", c.APIServerCores, c.APIServerRSSMB, c.WatchesTotal, c.WatchEventsPerWrite, c.GC.describe())
 	}
 	b.WriteString("\n")
 	if st := p.Steady; st != nil {
 		c := st.Cluster
-		fmt.Fprintf(&b, "  Side by side, steady (%s): %.0f readings lost; API server %.0f MB RSS, etcd %.0f MB, %s Devices stored (%.0f bytes each by the API server's estimate), etcd database %.0f MB. Per bridge (cores, RSS MB, readings received/published, status writes):",
-			secs(st.WindowSeconds), st.ReadingsLost, c.APIServerRSSMB, c.EtcdRSSMB, count(int(c.DeviceObjects)), perObject(c.DeviceBytes, c.DeviceObjects), mb(int64(c.StorageBytes)))
+		fmt.Fprintf(&b, "  Side by side, steady (%s): %.0f readings lost; API server %.0f MB RSS, etcd %.0f MB, %s Devices stored (%.0f bytes each by the API server's estimate), etcd database %.0f MB; %s. Per bridge (cores, RSS MB, readings received/published, status writes):",
+			secs(st.WindowSeconds), st.ReadingsLost, c.APIServerRSSMB, c.EtcdRSSMB, count(int(c.DeviceObjects)), perObject(c.DeviceBytes, c.DeviceObjects), mb(int64(c.StorageBytes)), c.GC.describe())
 		for _, br := range st.Bridges {
 			fmt.Fprintf(&b, " %s %.4f, %.1f, %.0f/%d, %.0f;", br.Pool, br.Cores, br.RSSMB, br.ReadingsReceived, br.ReadingsPublished, br.StatusWrites)
 		}
@@ -135,10 +135,10 @@ func (r *results) poolsDetails() string {
 	if c := p.Commands; c != nil {
 		fmt.Fprintf(&b, "  Commands side by side: %d in %s (%d calls failed, generator at most %s late, other processes %.2f cores); "+
 			"patch to the benchmark's own watch showing it: %s; the bridges' own send-to-answer mean %s; API server %.2f cores, %s; "+
-			"API server time per write %s; Device watch event dispatch, mean by stage, %s; %.0f watchers closed as too slow.\n",
+			"API server time per write %s; Device watch event dispatch, mean by stage, %s; %.0f watchers closed as too slow; %s.\n",
 			c.Commands, secs(c.WindowSeconds), c.FailedCalls, ms(c.MaxLateMs), c.OtherCores, describeLatency(c.SeenByWatch),
 			ms(c.BridgeCommandMeanMs), c.Cluster.APIServerCores, c.Cluster.Machine.describe(),
-			formatMeans(c.Cluster.WriteMs, nil), formatMeans(c.Cluster.DeviceDispatchMs, nil), c.Cluster.TerminatedWatchers)
+			formatMeans(c.Cluster.WriteMs, nil), formatMeans(c.Cluster.DeviceDispatchMs, nil), c.Cluster.TerminatedWatchers, c.Cluster.GC.describe())
 	}
 	return b.String()
 }

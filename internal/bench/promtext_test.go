@@ -178,3 +178,38 @@ apiserver_request_duration_seconds_count{group="iot.openyurt.io",resource="devic
 		t.Errorf("API server counts %v, want PATCH devices/status 50", n)
 	}
 }
+
+// The API server's garbage collection over a window comes from two scrapes
+// of its Go runtime metrics.
+func TestAPIServerGCBetweenTwoScrapes(t *testing.T) {
+	before := mustParseScrape(t, `go_gc_cycles_total_gc_cycles_total 10
+go_cpu_classes_gc_mark_assist_cpu_seconds_total 1
+go_cpu_classes_gc_total_cpu_seconds_total 4
+go_cpu_classes_total_cpu_seconds_total 100
+go_cpu_classes_idle_cpu_seconds_total 50
+go_gc_heap_allocs_bytes_total 1048576
+go_gc_heap_live_bytes 5.24288e+07
+watch_cache_capacity{group="iot.openyurt.io",resource="devices"} 100
+`)
+	after := mustParseScrape(t, `go_gc_cycles_total_gc_cycles_total 13
+go_cpu_classes_gc_mark_assist_cpu_seconds_total 2.5
+go_cpu_classes_gc_total_cpu_seconds_total 9
+go_cpu_classes_total_cpu_seconds_total 120
+go_cpu_classes_idle_cpu_seconds_total 60
+go_gc_heap_allocs_bytes_total 2.2020096e+07
+go_gc_heap_live_bytes 1.048576e+08
+watch_cache_capacity{group="",resource="configmaps"} 100
+watch_cache_capacity{group="iot.openyurt.io",resource="devices"} 16384
+`)
+	got := gcBetween(before, after, 10)
+	want := apiserverGC{Cycles: 3, CPUShare: 0.5, AssistSeconds: 1.5, LiveHeapMB: 100, AllocMBPerSecond: 2, DeviceWatchCache: 16384}
+	if got != want {
+		t.Errorf("gcBetween = %+v, want %+v", got, want)
+	}
+	if s := got.describe(); !strings.Contains(s, "50 % of its CPU") || !strings.Contains(s, "16384 events") {
+		t.Errorf("describe = %q", s)
+	}
+	if s := (apiserverGC{}).describe(); s != "API server GC not reported" {
+		t.Errorf("an empty window describes itself as %q", s)
+	}
+}
