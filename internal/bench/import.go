@@ -26,11 +26,13 @@ type importResult struct {
 	// resource, from apiserver_request_total.
 	APIWrites          map[string]float64 `json:"apiWrites"`
 	APIWritesPerDevice float64            `json:"apiWritesPerDevice"`
-	EdgeXRequests      map[string]int64   `json:"edgexRequests"`
-	BridgeCores        float64            `json:"bridgeCores"`
-	APIServerCores     float64            `json:"apiserverCores"`
-	EtcdCores          float64            `json:"etcdCores"`
-	BridgeRSSMB        float64            `json:"bridgeRssMB"`
+	// APIReads are its reads (GET and LIST), by resource.
+	APIReads       map[string]float64 `json:"apiReads"`
+	EdgeXRequests  map[string]int64   `json:"edgexRequests"`
+	BridgeCores    float64            `json:"bridgeCores"`
+	APIServerCores float64            `json:"apiserverCores"`
+	EtcdCores      float64            `json:"etcdCores"`
+	BridgeRSSMB    float64            `json:"bridgeRssMB"`
 	// ClientThrottleSeconds is how long the bridge's requests waited, in
 	// all, for its own --kube-api-qps limiter (client-go's
 	// rest_client_rate_limiter_duration_seconds). client-go logs only
@@ -116,6 +118,7 @@ func (p *pool) measureImport(ctx context.Context, physicalSeconds float64) (impo
 	}
 	res.APIWrites = diffCounts(apiWrites(apiBefore), apiWrites(apiAfter))
 	res.APIWritesPerDevice = total(res.APIWrites) / float64(n)
+	res.APIReads = diffCounts(apiReads(apiBefore), apiReads(apiAfter))
 	res.EdgeXRequests = diffCounts(edgeBefore, p.edgexRequests())
 	busy := diffCounts(groupSums(apiBefore, "apiserver_request_duration_seconds_sum", apiRequestName),
 		groupSums(apiAfter, "apiserver_request_duration_seconds_sum", apiRequestName))

@@ -409,10 +409,10 @@ func (r *results) details() string {
 		"API server writes are the kube-apiserver's own `apiserver_request_total` (write verbs, leases excluded); " +
 		"EdgeX REST calls are counted by the simulator; CPU and RSS come from /proc of the bridge process.\n\n")
 	if i := r.Import; i != nil {
-		fmt.Fprintf(&b, "- Import: first device complete after %s, EdgeX listed after %s; API writes %s; EdgeX requests %s; "+
+		fmt.Fprintf(&b, "- Import: first device complete after %s, EdgeX listed after %s; API writes %s; API reads %s; EdgeX requests %s; "+
 			"API server %.2f cores, etcd %.2f cores, other processes %.2f cores; %.1f of the bridge's writes in flight on average; "+
 			"its requests waited %s in all for its client-side rate limit.\n",
-			secs(i.FirstDeviceSeconds), secs(i.ReadySeconds), formatCounts(i.APIWrites), formatCounts(i.EdgeXRequests),
+			secs(i.FirstDeviceSeconds), secs(i.ReadySeconds), formatCounts(i.APIWrites), formatCounts(i.APIReads), formatCounts(i.EdgeXRequests),
 			i.APIServerCores, i.EtcdCores, i.OtherCores, i.WritesInFlight, secs(i.ClientThrottleSeconds))
 	}
 	for _, ph := range []struct {

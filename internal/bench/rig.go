@@ -212,14 +212,25 @@ func scrapeURL(ctx context.Context, c *http.Client, url string) (scrape, error) 
 // comes from a bridge; leases are left out, being the API server's own
 // heartbeat.
 func apiWrites(s scrape) map[string]float64 {
+	return apiRequests(s, func(verb string) bool {
+		switch verb {
+		case "POST", "PUT", "PATCH", "DELETE", "APPLY", "DELETECOLLECTION":
+			return true
+		}
+		return false
+	})
+}
+
+// apiReads is apiWrites for reads: GET and LIST by resource, watches
+// left out (they are counted when they start, not by what they carry).
+func apiReads(s scrape) map[string]float64 {
+	return apiRequests(s, func(verb string) bool { return verb == "GET" || verb == "LIST" })
+}
+
+func apiRequests(s scrape, verbs func(string) bool) map[string]float64 {
 	out := map[string]float64{}
 	for _, smp := range s {
-		if smp.name != "apiserver_request_total" {
-			continue
-		}
-		switch smp.labels["verb"] {
-		case "POST", "PUT", "PATCH", "DELETE", "APPLY", "DELETECOLLECTION":
-		default:
+		if smp.name != "apiserver_request_total" || !verbs(smp.labels["verb"]) {
 			continue
 		}
 		res := smp.labels["resource"]
