@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -119,6 +121,52 @@ func StartKube(opts KubeOptions) (*Kube, error) {
 func (k *Kube) WebhookServerOptions() webhook.Options {
 	o := k.Env.WebhookInstallOptions
 	return webhook.Options{Host: o.LocalServingHost, Port: o.LocalServingPort, CertDir: o.LocalServingCertDir}
+}
+
+// MoveWebhookServer points the installed webhooks at port instead, for a
+// webhook server that could not have the port it was given: the API
+// server was told it at start, and another process may take it before the
+// server binds it.
+func (k *Kube) MoveWebhookServer(ctx context.Context, port int) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	o := &k.Env.WebhookInstallOptions
+	from := net.JoinHostPort(o.LocalServingHost, strconv.Itoa(o.LocalServingPort))
+	to := net.JoinHostPort(o.LocalServingHost, strconv.Itoa(port))
+	repoint := func(cc *admissionregistrationv1.WebhookClientConfig) {
+		if cc.URL != nil {
+			moved := strings.Replace(*cc.URL, "//"+from+"/", "//"+to+"/", 1)
+			cc.URL = &moved
+		}
+	}
+	var validating admissionregistrationv1.ValidatingWebhookConfigurationList
+	if err := k.Client.List(ctx, &validating); err != nil {
+		return fmt.Errorf("list validating webhooks: %w", err)
+	}
+	for i := range validating.Items {
+		cfg := &validating.Items[i]
+		for j := range cfg.Webhooks {
+			repoint(&cfg.Webhooks[j].ClientConfig)
+		}
+		if err := k.Client.Update(ctx, cfg); err != nil {
+			return fmt.Errorf("move validating webhook %s to %s: %w", cfg.Name, to, err)
+		}
+	}
+	var mutating admissionregistrationv1.MutatingWebhookConfigurationList
+	if err := k.Client.List(ctx, &mutating); err != nil {
+		return fmt.Errorf("list mutating webhooks: %w", err)
+	}
+	for i := range mutating.Items {
+		cfg := &mutating.Items[i]
+		for j := range cfg.Webhooks {
+			repoint(&cfg.Webhooks[j].ClientConfig)
+		}
+		if err := k.Client.Update(ctx, cfg); err != nil {
+			return fmt.Errorf("move mutating webhook %s to %s: %w", cfg.Name, to, err)
+		}
+	}
+	o.LocalServingPort = port
+	return nil
 }
 
 // Stop stops the control plane.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -70,6 +71,21 @@ func (c *child) stop(grace time.Duration) error {
 		return fmt.Errorf("%s exited with %v; see %s", c.name, c.waitErr, c.logPath)
 	}
 	return nil
+}
+
+func (c *child) hasExited() bool {
+	select {
+	case <-c.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// lostAPort reports whether the child, having exited, said a port it was
+// to listen on was in use.
+func (c *child) lostAPort() bool {
+	return c.hasExited() && strings.Contains(c.logTail(), "address already in use")
 }
 
 // waitReady polls url until it answers 200, the child exits, or ctx ends.

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/edgebridge/edgebridge/edgex/simulator"
@@ -148,6 +150,10 @@ func (s *session) startSimulator(ctx context.Context) error {
 // startBridge runs bin/devicecontroller as a user would run it against
 // this EdgeX, with northbound telemetry on the same broker.
 func (s *session) startBridge(ctx context.Context) error {
+	return s.onFreePorts(nil, func() error { return s.runBridge(ctx) })
+}
+
+func (s *session) runBridge(ctx context.Context) error {
 	addrs, err := freeAddrs(2)
 	if err != nil {
 		return err
@@ -178,6 +184,21 @@ func (s *session) startAdmission(ctx context.Context) error {
 		s.p.printf("    skipped (--admission=false)\n")
 		return nil
 	}
+	// The API server was told the webhook's port when it started, seconds
+	// ago; should that port be taken meanwhile, the webhook moves.
+	move := func() error {
+		addrs, err := freeAddrs(1)
+		if err != nil {
+			return err
+		}
+		_, port, _ := net.SplitHostPort(addrs[0])
+		n, _ := strconv.Atoi(port)
+		return s.kube.MoveWebhookServer(ctx, n)
+	}
+	return s.onFreePorts(move, func() error { return s.runAdmission(ctx) })
+}
+
+func (s *session) runAdmission(ctx context.Context) error {
 	addrs, err := freeAddrs(2)
 	if err != nil {
 		return err
@@ -196,16 +217,53 @@ func (s *session) startAdmission(ctx context.Context) error {
 }
 
 // runChild starts one of bin/'s programs and waits until readyURL answers.
+// A child that exits before it is ready is not kept (there is nothing to
+// stop); one that exits because a port it was given is taken is reported
+// as errPortTaken.
 func (s *session) runChild(ctx context.Context, part, binary, readyURL string, args ...string) error {
 	c, err := startChild(part, filepath.Join(s.o.binDir, binary), s.info.Logs[part], args...)
 	if err != nil {
 		return err
 	}
-	s.undo.add("the "+part, func() error { return c.stop(stopGrace) })
-	s.children = append(s.children, c)
 	ctx, cancel := context.WithTimeout(ctx, s.o.startTimeout)
 	defer cancel()
-	return c.waitReady(ctx, readyURL)
+	err = c.waitReady(ctx, readyURL)
+	if err != nil && c.hasExited() {
+		c.log.Close()
+		if c.lostAPort() {
+			return fmt.Errorf("%w: %w", errPortTaken, err)
+		}
+		return err
+	}
+	s.undo.add("the "+part, func() error { return c.stop(stopGrace) })
+	s.children = append(s.children, c)
+	return err
+}
+
+// errPortTaken is a child that could not bind a port found free a moment
+// before: another process (an outgoing connection's ephemeral port, say,
+// under a parallel make test) took it meanwhile.
+var errPortTaken = errors.New("a port it was given was taken before it bound it")
+
+// portAttempts is how many times a child is started on fresh ports.
+const portAttempts = 3
+
+// onFreePorts runs start, which picks its ports afresh, until its child
+// binds them; before each retry, move (when given) moves what start does
+// not pick itself.
+func (s *session) onFreePorts(move func() error, start func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := start()
+		if attempt == portAttempts || !errors.Is(err, errPortTaken) {
+			return err
+		}
+		s.p.printf("    %v; starting it again on other ports\n", errPortTaken)
+		if move != nil {
+			if err := move(); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 func (s *session) adoptDevices(ctx context.Context) (err error) {
