@@ -90,7 +90,12 @@ func DetectPoolSelection(ctx context.Context, c client.Reader, pool, namespace s
 // other pool in the namespace, one etcd round trip after another. The
 // answer is the same from the cache: the API server checks the field
 // selector before it reads, wherever it reads from.
-var fromWatchCache = &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: "0"}}
+//
+// It is made anew for each list: the client writes into the options it is
+// given, so lists made at once must not share them.
+func fromWatchCache() *client.ListOptions {
+	return &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: "0"}}
+}
 
 // probePoolSelection asks about the three kinds at once. An API server that
 // has just started answers a kind's first list from its watch cache with
@@ -108,7 +113,7 @@ func probePoolSelection(ctx context.Context, c client.Reader, pool, namespace st
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 			defer cancel()
-			errs[i] = c.List(ctx, list, client.InNamespace(namespace), client.Limit(1), fromWatchCache,
+			errs[i] = c.List(ctx, list, client.InNamespace(namespace), client.Limit(1), fromWatchCache(),
 				client.MatchingFieldsSelector{Selector: fields.OneTermEqualSelector("spec.nodePool", pool)})
 		}()
 	}
