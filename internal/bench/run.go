@@ -73,7 +73,9 @@ func run(ctx context.Context, cfg *config) (*results, error) {
 			return r, nil
 		}
 		logf("   a fresh API server, etcd and mosquitto for %s", what)
-		r.stop()
+		if r != nil { // nil after a restart that failed
+			r.stop()
+		}
 		var err error
 		if r, err = startRig(ctx, cfg, load); err != nil {
 			return nil, fmt.Errorf("restart the control plane for %s: %w", what, err)
