@@ -140,29 +140,30 @@ func (k *Kube) MoveWebhookServer(ctx context.Context, port int) error {
 		}
 	}
 	var validating admissionregistrationv1.ValidatingWebhookConfigurationList
-	if err := k.Client.List(ctx, &validating); err != nil {
-		return fmt.Errorf("list validating webhooks: %w", err)
+	var mutating admissionregistrationv1.MutatingWebhookConfigurationList
+	for _, list := range []client.ObjectList{&validating, &mutating} {
+		if err := k.Client.List(ctx, list); err != nil {
+			return fmt.Errorf("list %T: %w", list, err)
+		}
 	}
+	var moved []client.Object
 	for i := range validating.Items {
 		cfg := &validating.Items[i]
 		for j := range cfg.Webhooks {
 			repoint(&cfg.Webhooks[j].ClientConfig)
 		}
-		if err := k.Client.Update(ctx, cfg); err != nil {
-			return fmt.Errorf("move validating webhook %s to %s: %w", cfg.Name, to, err)
-		}
-	}
-	var mutating admissionregistrationv1.MutatingWebhookConfigurationList
-	if err := k.Client.List(ctx, &mutating); err != nil {
-		return fmt.Errorf("list mutating webhooks: %w", err)
+		moved = append(moved, cfg)
 	}
 	for i := range mutating.Items {
 		cfg := &mutating.Items[i]
 		for j := range cfg.Webhooks {
 			repoint(&cfg.Webhooks[j].ClientConfig)
 		}
+		moved = append(moved, cfg)
+	}
+	for _, cfg := range moved {
 		if err := k.Client.Update(ctx, cfg); err != nil {
-			return fmt.Errorf("move mutating webhook %s to %s: %w", cfg.Name, to, err)
+			return fmt.Errorf("move webhook configuration %s to %s: %w", cfg.GetName(), to, err)
 		}
 	}
 	o.LocalServingPort = port
