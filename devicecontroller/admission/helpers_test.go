@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -86,7 +88,7 @@ func startEnv() (stop func(), err error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	stopped, err := startWebhook(ctx)
+	stopped, err := startWebhookOnAFreePort(ctx)
 	stop = func() {
 		cancel()
 		if stopped != nil {
@@ -103,6 +105,37 @@ func startEnv() (stop func(), err error) {
 		return nil, err
 	}
 	return stop, nil
+}
+
+// startWebhookOnAFreePort starts the webhook, moving it to another port
+// when the one envtest found free was taken before the webhook bound it
+// (an outgoing connection's ephemeral port, under a parallel make test).
+func startWebhookOnAFreePort(ctx context.Context) (<-chan error, error) {
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		stopped, err := startWebhook(ctx)
+		if attempt == attempts || !errors.Is(err, errWebhookPortTaken) {
+			return stopped, err
+		}
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		if err := kube.MoveWebhookServer(ctx, port); err != nil {
+			return nil, err
+		}
+	}
+}
+
+var errWebhookPortTaken = errors.New("the webhook's port was taken before it bound it")
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func startWebhook(ctx context.Context) (<-chan error, error) {
@@ -126,8 +159,22 @@ func startWebhook(ctx context.Context) (<-chan error, error) {
 		return nil, err
 	}
 	stopped := make(chan error, 1)
-	go func() { stopped <- mgr.Start(ctx) }()
-	if err := waitUntilWebhookAnswers(); err != nil {
+	exited := make(chan struct{})
+	var startErr error
+	go func() {
+		startErr = mgr.Start(ctx)
+		close(exited)
+		stopped <- startErr
+	}()
+	if err := waitUntilWebhookAnswers(exited); err != nil {
+		select {
+		case <-exited:
+			if errors.Is(startErr, syscall.EADDRINUSE) || strings.Contains(fmt.Sprint(startErr), "address already in use") {
+				return nil, fmt.Errorf("%w: %w", errWebhookPortTaken, startErr)
+			}
+			err = fmt.Errorf("%w (webhook manager: %w)", err, startErr)
+		default:
+		}
 		return stopped, fmt.Errorf("webhook never answered the API server: %w", err)
 	}
 	return stopped, nil
@@ -135,16 +182,22 @@ func startWebhook(ctx context.Context) (<-chan error, error) {
 
 // waitUntilWebhookAnswers waits for proof that the API server calls the
 // webhook. Until then failurePolicy Ignore lets every device through
-// unchecked, and the tests would prove nothing.
-func waitUntilWebhookAnswers() error {
+// unchecked, and the tests would prove nothing. A webhook manager that has
+// exited (exited is closed) never will.
+func waitUntilWebhookAnswers(exited <-chan struct{}) error {
 	const ns = "webhook-ready"
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := cli.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+	if err := cli.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
 	probe := device(ns, "probe", poolA, "No-Such-Profile", map[string]string{"counter": "1"})
-	return testenv.Wait(testenv.DefaultTimeout, func(ctx context.Context) error {
+	err := testenv.Wait(testenv.DefaultTimeout, func(ctx context.Context) error {
+		select {
+		case <-exited:
+			return nil // no use asking again; reported below
+		default:
+		}
 		ctx, got := withWarnings(ctx)
 		if err := cli.Create(ctx, probe.DeepCopy(), client.DryRunAll); err != nil {
 			return err
@@ -154,6 +207,12 @@ func waitUntilWebhookAnswers() error {
 		}
 		return nil
 	})
+	select {
+	case <-exited:
+		return errors.New("the webhook manager exited")
+	default:
+		return err
+	}
 }
 
 // warningsByContext hands each warning the API server sends to the
