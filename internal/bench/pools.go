@@ -498,6 +498,9 @@ func commandAll(ctx context.Context, r *rig, pools []*pool, targets [][]managedD
 	if perr := <-profiled; perr != nil {
 		logf("   API server profile of the command window: %v", perr)
 	}
+	if herr := r.apiserverHeapProfile(ctx, filepath.Join(cfg.out, "profiles", "pools-commands-apiserver-heap.pprof")); herr != nil {
+		logf("   API server heap profile after the command window: %v", herr)
+	}
 	after, sampleErr := r.clusterSample(ctx)
 	if sampleErr == nil {
 		out.Cluster = clusterBetween(before, after)

@@ -181,6 +181,16 @@ func (r *rig) apiserverCPUProfile(ctx context.Context, d time.Duration, path str
 	return done
 }
 
+// apiserverHeapProfile saves the kube-apiserver's heap profile into path
+// when the benchmark profiles: what its live heap, and so the length of
+// each of its collections, is made of.
+func (r *rig) apiserverHeapProfile(ctx context.Context, path string) error {
+	if !r.cfg.pprof {
+		return nil
+	}
+	return fetchToFileWith(ctx, r.apiserver, strings.TrimSuffix(r.kube.Config.Host, "/")+"/debug/pprof/heap", path, 30*time.Second)
+}
+
 // controlPlane samples the API server's and etcd's CPU and memory.
 func (r *rig) controlPlane() (apiserver, etcd procSample) {
 	apiserver, _ = sampleProc(r.apiserverPID)
