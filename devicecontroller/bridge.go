@@ -29,6 +29,7 @@ type Bridge struct {
 	profiles  *edgeQueue[*v1alpha1.DeviceProfile, dtos.DeviceProfile]
 	commands  *commandDriver
 	telemetry *telemetry
+	pruner    *fieldsPruner
 	resync    *resyncer
 	edge      EdgeX
 	elected   <-chan struct{}
@@ -73,6 +74,12 @@ func New(mgr manager.Manager, edge EdgeX, opts Options) (*Bridge, error) {
 		go b.commands.wake()
 	})
 	b.devices.rec.afterSync = b.commands.drive
+	if !opts.KeepManagedFields {
+		b.pruner = newFieldsPruner(&b.shared, b.telemetry.pacer)
+		serve(b.pruner, b.services.rec)
+		serve(b.pruner, b.profiles.rec)
+		serve(b.pruner, b.devices.rec)
+	}
 	if opts.DeviceFields != nil {
 		b.devices.rec.restore = opts.DeviceFields.restore
 		informer, err := mgr.GetCache().GetInformer(context.Background(), &v1alpha1.Device{})
@@ -120,6 +127,11 @@ func New(mgr manager.Manager, edge EdgeX, opts Options) (*Bridge, error) {
 	} {
 		if err := mgr.Add(r); err != nil {
 			return nil, fmt.Errorf("add bridge runnable: %w", err)
+		}
+	}
+	if b.pruner != nil {
+		if err := mgr.Add(b.pruner); err != nil {
+			return nil, fmt.Errorf("add managedFields pruner: %w", err)
 		}
 	}
 	if err := mgr.AddReadyzCheck("edgex", b.readyz); err != nil {

@@ -22,7 +22,8 @@ const lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
 // part of the informer's memory. The transform keeps one copy of the
 // repeated strings and drops:
 //   - managedFields (the bridge's writes are merge patches, and an object
-//     written without managedFields keeps the stored ones);
+//     written without managedFields keeps the stored ones), but for a mark
+//     on those the bridge may empty (managedfields.go);
 //   - kubectl's last-applied-configuration annotation;
 //   - with a DeviceFields store, Devices' protocols and the reported values
 //     of Devices without desired values, which it moves there.
@@ -49,7 +50,7 @@ func compactAndTake(fields *DeviceFields) toolscache.TransformFunc {
 }
 
 func compact(obj client.Object, fields *DeviceFields) {
-	obj.SetManagedFields(nil)
+	obj.SetManagedFields(markPrunable(obj.GetManagedFields()))
 	compactMeta(obj)
 	switch o := obj.(type) {
 	case *v1alpha1.Device:

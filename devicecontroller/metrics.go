@@ -28,21 +28,25 @@ type metrics struct {
 	// wipeChecksTriggered counts resyncs the wipe watch asked for.
 	wipeChecksTriggered *prometheus.CounterVec
 
-	eventsReceived    *prometheus.CounterVec
-	readings          *prometheus.CounterVec
-	decodeErrors      *prometheus.CounterVec
-	messagesDropped   *prometheus.CounterVec
-	unknownDevices    *prometheus.CounterVec
-	statusWrites      *prometheus.CounterVec
-	statusWriteLimit  *prometheus.GaugeVec
-	readingValue      *readingCollector
-	seriesDropped     *prometheus.CounterVec
-	commandsSent      *prometheus.CounterVec
-	commandsFailed    *prometheus.CounterVec
-	commandSeconds    *prometheus.HistogramVec
-	northboundSent    *prometheus.CounterVec
-	northboundError   *prometheus.CounterVec
-	northboundDropped *prometheus.CounterVec
+	eventsReceived   *prometheus.CounterVec
+	readings         *prometheus.CounterVec
+	decodeErrors     *prometheus.CounterVec
+	messagesDropped  *prometheus.CounterVec
+	unknownDevices   *prometheus.CounterVec
+	statusWrites     *prometheus.CounterVec
+	statusWriteLimit *prometheus.GaugeVec
+	// managedFieldsLeft and managedFieldsPruned follow the emptying of
+	// server-side apply's records (managedfields.go).
+	managedFieldsLeft   *prometheus.GaugeVec
+	managedFieldsPruned *prometheus.CounterVec
+	readingValue        *readingCollector
+	seriesDropped       *prometheus.CounterVec
+	commandsSent        *prometheus.CounterVec
+	commandsFailed      *prometheus.CounterVec
+	commandSeconds      *prometheus.HistogramVec
+	northboundSent      *prometheus.CounterVec
+	northboundError     *prometheus.CounterVec
+	northboundDropped   *prometheus.CounterVec
 }
 
 var (
@@ -100,6 +104,13 @@ func newMetrics(pool string) *metrics {
 				Name: "edgebridge_status_write_limit",
 				Help: "Telemetry status writes per second the bridge allows itself: lowered while the API server answers them slowly.",
 			}, []string{"pool"}),
+			managedFieldsLeft: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+				Name: "edgebridge_managed_fields_left",
+				Help: "Objects whose managedFields the bridge has yet to empty (objects nobody applies server-side).",
+			}, []string{"pool"}),
+			managedFieldsPruned: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "edgebridge_managed_fields_emptied_total", Help: "Objects whose managedFields the bridge emptied.",
+			}, []string{"pool"}),
 			readingValue: newReadingCollector(),
 			seriesDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "edgebridge_reading_series_dropped_total", Help: "Readings not exported because the series cap was reached.",
@@ -129,6 +140,7 @@ func newMetrics(pool string) *metrics {
 			vecs.edgexFailures, vecs.edgeEvents,
 			vecs.resyncs, vecs.resyncSeconds, vecs.deletionsHeld, vecs.imports, vecs.edgeDeletions, vecs.wipeChecksTriggered,
 			vecs.eventsReceived, vecs.readings, vecs.decodeErrors, vecs.messagesDropped, vecs.unknownDevices, vecs.statusWrites, vecs.statusWriteLimit,
+			vecs.managedFieldsLeft, vecs.managedFieldsPruned,
 			vecs.readingValue, vecs.seriesDropped, vecs.commandsSent, vecs.commandsFailed, vecs.commandSeconds,
 			vecs.northboundSent, vecs.northboundError, vecs.northboundDropped,
 		)
@@ -141,7 +153,8 @@ func newMetrics(pool string) *metrics {
 		m.decodeErrors.WithLabelValues(pool, typ)
 		m.messagesDropped.WithLabelValues(pool, typ)
 	}
-	for _, c := range []*prometheus.CounterVec{m.eventsReceived, m.readings, m.unknownDevices, m.statusWrites, m.seriesDropped} {
+	m.managedFieldsLeft.WithLabelValues(pool)
+	for _, c := range []*prometheus.CounterVec{m.eventsReceived, m.readings, m.unknownDevices, m.statusWrites, m.seriesDropped, m.managedFieldsPruned} {
 		c.WithLabelValues(pool)
 	}
 	return &m

@@ -58,6 +58,14 @@ type Options struct {
 	// write of lastConnected alone per ConnectedRefresh. Default 10m;
 	// negative turns it off.
 	ConnectedRefresh time.Duration
+	// KeepManagedFields keeps the API server's record of field owners
+	// (managedFields) on objects nobody applies server-side; by default
+	// the bridge empties it, once per object (see managedfields.go).
+	KeepManagedFields bool
+	// ManagedFieldsQuiet is how long the bridge must have had no
+	// reconcile before it empties a record: imports and people's edits
+	// come first. Default 5s.
+	ManagedFieldsQuiet time.Duration
 	// MaxReadingSeries caps the per-reading Prometheus gauges. Default 10000.
 	MaxReadingSeries int
 	// Northbound, when set, re-publishes each device's readings on
@@ -132,6 +140,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.StatusWriters == 0 {
 		o.StatusWriters = 4
+	}
+	if o.ManagedFieldsQuiet == 0 {
+		o.ManagedFieldsQuiet = 5 * time.Second
 	}
 	if o.ConnectedRefresh == 0 {
 		o.ConnectedRefresh = 10 * time.Minute

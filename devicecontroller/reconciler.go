@@ -69,6 +69,9 @@ type reconciler[O client.Object, E any] struct {
 	// writes keeps a reconcile from acting on a cached copy older than the
 	// reconciler's own last write.
 	writes ownWrites
+	// pruner, when set, empties the objects' managedFields once the
+	// bridge is quiet (managedfields.go).
+	pruner *fieldsPruner
 }
 
 // setup registers the kind's controller: it reconciles what the cache
@@ -156,6 +159,7 @@ func (r *reconciler[O, E]) Reconcile(ctx context.Context, req reconcile.Request)
 	// condition meanwhile. The REST client's own retries would hold the
 	// worker for up to three timeouts and repeat every call EdgeX fails.
 	ctx = edgex.WithoutRetries(ctx)
+	r.pruner.busy()
 	obj := r.kind.newObject()
 	if err := r.client.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -175,6 +179,7 @@ func (r *reconciler[O, E]) Reconcile(ctx context.Context, req reconcile.Request)
 	if r.seen != nil {
 		r.seen(v1alpha1.EdgeXName(obj))
 	}
+	r.pruner.enqueue(r.kind.name(), obj)
 	if r.writes.behind(req.NamespacedName, obj.GetResourceVersion()) {
 		return reconcile.Result{RequeueAfter: cacheCatchUp}, nil
 	}

@@ -71,6 +71,7 @@ type flags struct {
 	guardFraction                         float64
 	guardMinimum, workers, maxSeries      int
 	statusWriters                         int
+	pruneManagedFields                    bool
 	metricsAddr, probeAddr, pprofAddr     string
 	leaderElect                           bool
 	leaderElectionNamespace               string
@@ -124,6 +125,7 @@ func parseFlags() (*flags, *zap.Options) {
 	fs.DurationVar(&f.statusInterval, "status-interval", 5*time.Second, "least time between two telemetry status writes of one device")
 	fs.IntVar(&f.statusWriters, "status-writers", 4, "telemetry status writes in flight at once (they coalesce, so few keep status fresh without crowding the API server)")
 	fs.DurationVar(&f.connectedRefresh, "connected-refresh", 10*time.Minute, "how stale status.lastConnected may grow while a device keeps reporting unchanged values (negative: never refreshed)")
+	fs.BoolVar(&f.pruneManagedFields, "prune-managed-fields", true, "empty the API server's record of field owners (metadata.managedFields) on objects nobody applies server-side, once each, when the bridge is quiet: it is half of what the API server holds per Device")
 	fs.IntVar(&f.maxSeries, "max-reading-series", 10000, "cap on per-reading Prometheus gauges")
 
 	fs.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
@@ -255,7 +257,7 @@ func run(ctx context.Context, f *flags) error {
 		Cloud: cloud, PoolSelection: selection, DeviceFields: fields,
 		NodePool: pool, Namespaces: namespaces, ResyncPeriod: f.resyncPeriod,
 		DeletionGuardFraction: f.guardFraction, DeletionGuardMinimum: f.guardMinimum, Workers: f.workers,
-		StatusInterval: f.statusInterval, StatusWriters: f.statusWriters, ConnectedRefresh: f.connectedRefresh, MaxReadingSeries: f.maxSeries, NorthboundPrefix: f.northboundPrefix,
+		StatusInterval: f.statusInterval, StatusWriters: f.statusWriters, ConnectedRefresh: f.connectedRefresh, KeepManagedFields: !f.pruneManagedFields, MaxReadingSeries: f.maxSeries, NorthboundPrefix: f.northboundPrefix,
 		CommandTransport: f.transport, CommandTimeout: f.commandTimeout, CommandRate: f.commandRate,
 		CommandBurst: f.commandBurst, MaxCommandsInFlight: f.commandsInFlight,
 	}
