@@ -12,31 +12,38 @@ import (
 // Telemetry's status writes are the one load the bridge can shed without
 // losing anything: a write that waits carries newer readings when its turn
 // comes. So they yield to everything else on the API server. When it
-// answers them slowly, a mean over 50 ms in a second (in make bench's
+// answers them slowly, a mean over 20 ms in a second (in make bench's
 // pool of 10,000 devices, with telemetry flowing, a status write took 8
 // to 10 ms), requests queue there, and the pool's status write rate is
-// halved; while it answers them within 25 ms the rate grows back by a
+// halved; while it answers them within 15 ms the rate grows back by a
 // quarter and one write each second, from the floor of one write a second
 // to 1,000 in half a minute, so that the statuses held back while the API
 // server was slow are written soon after it recovers. With twenty pools'
 // telemetry on one busy API server, a person's kubectl patch otherwise
 // waited seconds behind the status writes.
 //
-// The pools settle where the mean sits near the threshold. A lower one,
-// 20 ms (growth under 10 ms), was tried: make bench's twenty pools had
-// command p99 220 to 370 ms in two -only 9 runs, but 1.2 s in a full run
-// (640 to 930 ms at 50 ms). It was dropped because a single large pool on
-// a busy but healthy API server, which answers in 10 to 20 ms, then never
-// grew its rate back: in row 7 its status backlog outlasted the bench's
-// three-minute wait between trials, and the reading rate held fell to
-// 29,999 a second.
+// The pools settle where the mean sits near the threshold, so the
+// threshold sets how loaded the pools keep the API server, whatever a
+// write costs it: at 50 ms, make bench's twenty pools wrote 65 to 75
+// statuses a second and a person's patch took up to a second at p99 (row
+// 9e); once the bridges emptied managedFields (managedfields.go), which
+// halved the cost of each write, the pools simply wrote more (119 a
+// second) at the same latency. At 20 ms they write fewer, and the API
+// server has room for people.
 //
-// A threshold relative to the quickest answers seen (three times them)
-// was tried and dropped too, for the same reason.
+// A threshold of 20 ms with growth only under 10 ms was tried before
+// managedFields were emptied: a single large pool on a busy but healthy
+// API server, which answers in 10 to 20 ms, then never grew its rate
+// back, and in row 7 its status backlog outlasted the bench's three-minute
+// wait between trials. Growth under 15 ms leaves it room. A threshold
+// relative to the quickest answers seen (three times them) was tried and
+// dropped for the same reason.
 const (
 	// statusWriteSlow is the mean write time above which the API server is
-	// taken to be queueing; below half of it, it is taken to have room.
-	statusWriteSlow = 50 * time.Millisecond
+	// taken to be queueing; below statusWriteQuick, it is taken to have
+	// room.
+	statusWriteSlow  = 20 * time.Millisecond
+	statusWriteQuick = 15 * time.Millisecond
 	// statusPacePeriod is how often the rate is reconsidered.
 	statusPacePeriod = time.Second
 	// statusPaceFloor keeps status moving however slow the API server is.
@@ -123,7 +130,7 @@ func nextStatusRate(current, done float64, mean time.Duration) float64 {
 		// Halve what actually went through, not the allowance, which may
 		// be far above it.
 		return max(statusPaceFloor, 0.5*min(current, done))
-	case mean < statusWriteSlow/2:
+	case mean < statusWriteQuick:
 		return min(statusPaceCeiling, current*1.25+1)
 	}
 	return current

@@ -16,14 +16,14 @@ func TestNextStatusRate(t *testing.T) {
 		want          float64
 	}{
 		{"a quick API server leaves the ceiling", statusPaceCeiling, 150, 6 * time.Millisecond, statusPaceCeiling},
-		{"a busy but healthy one too", statusPaceCeiling, 170, 15 * time.Millisecond, statusPaceCeiling},
+		{"a busy but healthy one too", statusPaceCeiling, 170, 12 * time.Millisecond, statusPaceCeiling},
 		{"a queueing API server halves what went through", statusPaceCeiling, 160, 900 * time.Millisecond, 80},
 		{"halving never goes below the allowance's half", 40, 60, 200 * time.Millisecond, 20},
 		{"never below the floor", 1.5, 1, time.Second, statusPaceFloor},
 		{"quick answers grow the rate back by a quarter and one", 20, 20, 5 * time.Millisecond, 26},
 		{"growth stops at the ceiling", statusPaceCeiling - 1, 100, time.Millisecond, statusPaceCeiling},
-		{"between slow and quick the rate holds", 30, 30, 40 * time.Millisecond, 30},
-		{"a mean over 50 ms is slow", 30, 30, 60 * time.Millisecond, 15},
+		{"between slow and quick the rate holds", 30, 30, 17 * time.Millisecond, 30},
+		{"a mean over 20 ms is slow", 30, 30, 25 * time.Millisecond, 15},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := nextStatusRate(tc.current, tc.done, tc.mean); got != tc.want {
