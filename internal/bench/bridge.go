@@ -195,6 +195,21 @@ func (b *bridgeProc) waitIdle(ctx context.Context, timeout time.Duration) error 
 	})
 }
 
+// awaitEmptied waits until the bridge has no object's managedFields left
+// to empty.
+func (b *bridgeProc) awaitEmptied(ctx context.Context, timeout time.Duration) error {
+	return poll(ctx, timeout, time.Second, func(ctx context.Context) (bool, error) {
+		if err := b.alive(); err != nil {
+			return false, err
+		}
+		m, err := b.metrics(ctx)
+		if err != nil {
+			return false, nil // a busy machine answers late; ask again
+		}
+		return m.sum("edgebridge_managed_fields_left", nil) == 0, nil
+	})
+}
+
 // cpuProfile records a CPU profile of the bridge for d into path, in the
 // background; wait for the returned channel before reading the file.
 func (b *bridgeProc) cpuProfile(ctx context.Context, d time.Duration, path string) <-chan error {

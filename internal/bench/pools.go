@@ -63,9 +63,12 @@ type poolsImport struct {
 	// cluster's over the wall time.
 	APIWrites          map[string]float64 `json:"apiWrites"`
 	APIWritesPerDevice float64            `json:"apiWritesPerDevice"`
-	APIServerCores     float64            `json:"apiserverCores"`
-	EtcdCores          float64            `json:"etcdCores"`
-	Machine            machineWindow      `json:"machine"`
+	// ManagedFieldsEmptied are the writes that emptied managedFields once
+	// each bridge was quiet, not in APIWritesPerDevice.
+	ManagedFieldsEmptied float64       `json:"managedFieldsEmptied"`
+	APIServerCores       float64       `json:"apiserverCores"`
+	EtcdCores            float64       `json:"etcdCores"`
+	Machine              machineWindow `json:"machine"`
 }
 
 // bridgeCost is one bridge's share of a steady window.
@@ -416,7 +419,12 @@ func importAll(ctx context.Context, r *rig, pools []*pool, physicalSeconds float
 	// API server, so the later reading holds every write of every pool.
 	cw := clusterBetween(before, after)
 	out.APIWrites = diffCounts(apiWrites(before.metrics), apiWrites(after.metrics))
-	out.APIWritesPerDevice = total(out.APIWrites) / float64(max(out.Devices, 1))
+	var emptied float64
+	for _, imp := range results {
+		emptied += imp.ManagedFieldsEmptied
+	}
+	out.ManagedFieldsEmptied = emptied
+	out.APIWritesPerDevice = (total(out.APIWrites) - emptied) / float64(max(out.Devices, 1))
 	out.APIServerCores, out.EtcdCores, out.Machine = cw.APIServerCores, cw.EtcdCores, cw.Machine
 	return out, err
 }

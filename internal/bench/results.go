@@ -164,8 +164,9 @@ func (r *results) importRow() row {
 		out.Target = fmt.Sprintf("≤ %.1f× physical (≤ %s)", maxImportRatio, secs(maxImportRatio*r.Physical.TotalSeconds))
 	}
 	if i := r.Import; i != nil && r.Physical != nil {
-		out.Measured = fmt.Sprintf("%s = %.1f× physical (ready after %s; %.1f API writes/device; bridge %.2f cores)",
-			secs(i.Seconds), i.RatioToPhysical, secs(i.ReadySeconds), i.APIWritesPerDevice, i.BridgeCores)
+		out.Measured = fmt.Sprintf("%s = %.1f× physical (ready after %s; %.1f API writes/device; bridge %.2f cores; then %s managedFields emptied by %s)",
+			secs(i.Seconds), i.RatioToPhysical, secs(i.ReadySeconds), i.APIWritesPerDevice, i.BridgeCores,
+			count(int(i.ManagedFieldsEmptied)), secs(i.EmptiedSeconds))
 		if i.Completed < i.Devices {
 			out.Measured = fmt.Sprintf("incomplete: %d of %d after %s", i.Completed, i.Devices, secs(i.Seconds))
 		}
