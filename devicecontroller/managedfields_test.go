@@ -74,6 +74,12 @@ func TestManagedFieldsEmptiedUnlessSomeoneApplies(t *testing.T) {
 		return nil
 	})
 
+	// An object made after the pruner has drained is emptied too.
+	made := managedDevice(p, "mf-later", svc.Name, prof.Name)
+	p.create(made)
+	emptied = append(emptied, made)
+	waitEmptied()
+
 	// Someone applies an emptied object server-side: the record starts
 	// again, and the bridge keeps it from then on.
 	later := dev.DeepCopy()
