@@ -89,6 +89,11 @@ func (p *pool) beginSteady(ctx context.Context, gen *telemetryGen, window time.D
 		TelemetryIntervalSeconds: cfg.telemetryInterval.Seconds(), StatusIntervalSeconds: cfg.statusInterval.Seconds(),
 		ResyncPeriod: cfg.resyncPeriod.String(),
 	}}
+	// Devices the latency rows created still have managedFields the
+	// bridge empties once quiet: those writes are not steady state.
+	if err := p.bridge.awaitEmptied(ctx, 10*time.Minute); err != nil {
+		return w, fmt.Errorf("managedFields still being emptied: %w", err)
+	}
 	all, err := p.watch.list(ctx)
 	if err != nil {
 		return w, err
