@@ -8,7 +8,7 @@ import (
 
 func TestMarkPrunableLeavesServerSideAppliersAlone(t *testing.T) {
 	update := func(manager string) metav1.ManagedFieldsEntry {
-		return metav1.ManagedFieldsEntry{Manager: manager, Operation: metav1.ManagedFieldsOperationUpdate, FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{}}`)}}
+		return metav1.ManagedFieldsEntry{Manager: manager, Operation: metav1.ManagedFieldsOperationUpdate, FieldsV1: metav1.NewFieldsV1(`{"f:spec":{}}`)}
 	}
 	apply := func(manager string) metav1.ManagedFieldsEntry {
 		e := update(manager)
