@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -117,26 +116,17 @@ func startWebhookOnAFreePort(ctx context.Context) (<-chan error, error) {
 		if attempt == attempts || !errors.Is(err, errWebhookPortTaken) {
 			return stopped, err
 		}
-		port, err := freePort()
+		ports, err := testenv.FreePorts(1)
 		if err != nil {
 			return nil, err
 		}
-		if err := kube.MoveWebhookServer(ctx, port); err != nil {
+		if err := kube.MoveWebhookServer(ctx, ports[0]); err != nil {
 			return nil, err
 		}
 	}
 }
 
 var errWebhookPortTaken = errors.New("the webhook's port was taken before it bound it")
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
 
 func startWebhook(ctx context.Context) (<-chan error, error) {
 	mgr, err := ctrl.NewManager(kube.Config, ctrl.Options{

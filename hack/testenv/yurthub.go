@@ -143,7 +143,7 @@ func StartYurtHub(ctx context.Context, k *Kube, opts YurtHubOptions) (*YurtHub, 
 func NodeUser(node string) string { return "system:node:" + node }
 
 func (h *YurtHub) start(ctx context.Context, bin string) error {
-	ports, err := freePorts(3)
+	ports, err := FreePorts(3)
 	if err != nil {
 		return err
 	}
@@ -291,7 +291,9 @@ func servingPEM(node string) ([]byte, error) {
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd})...), nil
 }
 
-func freePorts(n int) ([]int, error) {
+// FreePorts returns n distinct loopback ports that were free a moment ago:
+// another process may take one before its user binds it.
+func FreePorts(n int) ([]int, error) {
 	var out []int
 	var ls []net.Listener
 	defer func() {
