@@ -492,6 +492,8 @@ func commandAll(ctx context.Context, r *rig, pools []*pool, targets [][]managedD
 	// tail of this phase is the API server's.
 	profiled := r.apiserverCPUProfile(ctx, cfg.commandWindow,
 		filepath.Join(cfg.out, "profiles", "pools-commands-apiserver.pprof"))
+	allocProfiled := r.apiserverAllocProfile(ctx, cfg.commandWindow,
+		filepath.Join(cfg.out, "profiles", "pools-commands-apiserver-allocs.pprof"))
 	start := time.Now()
 	// Each pool's schedule starts one interval of the whole rate after the
 	// previous pool's: the commands of all pools arrive one at a time at
@@ -505,6 +507,9 @@ func commandAll(ctx context.Context, r *rig, pools []*pool, targets [][]managedD
 	out.OtherCores = r.load.othersCores(start, time.Now())
 	if perr := <-profiled; perr != nil {
 		logf("   API server profile of the command window: %v", perr)
+	}
+	if aerr := <-allocProfiled; aerr != nil {
+		logf("   API server allocations in the command window: %v", aerr)
 	}
 	if herr := r.apiserverHeapProfile(ctx, filepath.Join(cfg.out, "profiles", "pools-commands-apiserver-heap.pprof")); herr != nil {
 		logf("   API server heap profile after the command window: %v", herr)

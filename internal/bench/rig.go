@@ -169,13 +169,25 @@ func (r *rig) apiserverMetrics(ctx context.Context) (scrape, error) {
 // into path, in the background, when the benchmark profiles; wait for the
 // returned channel before reading the file.
 func (r *rig) apiserverCPUProfile(ctx context.Context, d time.Duration, path string) <-chan error {
+	return r.apiserverTimedProfile(ctx, "profile", d, path)
+}
+
+// apiserverAllocProfile records what the kube-apiserver allocated over d
+// (a delta of its allocs profile) into path, like apiserverCPUProfile:
+// how often it collects, and so how often its requests are made to help
+// mark its heap, follows what it allocates.
+func (r *rig) apiserverAllocProfile(ctx context.Context, d time.Duration, path string) <-chan error {
+	return r.apiserverTimedProfile(ctx, "allocs", d, path)
+}
+
+func (r *rig) apiserverTimedProfile(ctx context.Context, profile string, d time.Duration, path string) <-chan error {
 	done := make(chan error, 1)
 	if !r.cfg.pprof {
 		done <- nil
 		return done
 	}
 	go func() {
-		url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", strings.TrimSuffix(r.kube.Config.Host, "/"), max(1, int(d.Seconds())))
+		url := fmt.Sprintf("%s/debug/pprof/%s?seconds=%d", strings.TrimSuffix(r.kube.Config.Host, "/"), profile, max(1, int(d.Seconds())))
 		done <- fetchToFileWith(ctx, r.apiserver, url, path, d+30*time.Second)
 	}()
 	return done
