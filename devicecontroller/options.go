@@ -52,6 +52,18 @@ type Options struct {
 	// writes in flight, and a person's kubectl patch waited seconds behind
 	// them.
 	StatusWriters int
+	// StatusWriteRate is the pool's budget of telemetry status writes a
+	// second, averaged over 75 s (see statusBudgetWindow), on top of the
+	// pacing by the API server's answers; 0 sets none. A property's first
+	// value in status is not counted: it is what a person waits for. Pools share
+	// one API server, and what a status write costs it outlasts the write:
+	// it holds every version of a Device in its watch cache for 75 s or
+	// more, so its heap, and the length of each of its garbage
+	// collections, follows the status writes of every pool together
+	// (docs/scaling.md). Each pool's share of what the API server takes is
+	// an operator's decision; the pacing alone keeps the API server
+	// answering, not roomy.
+	StatusWriteRate float64
 	// ConnectedRefresh bounds how stale status.lastConnected may be while a
 	// device keeps reporting values that do not change (which are otherwise
 	// not written, to keep the API server quiet): such a device gets one

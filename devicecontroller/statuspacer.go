@@ -51,6 +51,12 @@ const (
 	// statusPaceCeiling is the rate a pool starts at and returns to: far
 	// above what 10,000 devices reporting every 10 s need.
 	statusPaceCeiling = 2000.0
+	// statusBudgetWindow is how long the operator's status write budget
+	// (Options.StatusWriteRate) is averaged over: a pool that wrote none
+	// for that long may spend that long's worth at once. The API server
+	// holds every write in its watch cache for at least 75 s, so what its
+	// memory follows is the rate over such a window, not within it.
+	statusBudgetWindow = 75 * time.Second
 )
 
 // statusPacer spaces a pool's telemetry status writes by how fast the API
@@ -58,6 +64,9 @@ const (
 type statusPacer struct {
 	limiter *rate.Limiter
 	limit   prometheus.Gauge
+	// budget is the operator's share of the API server for the pool's
+	// telemetry (Options.StatusWriteRate), nil when none is set.
+	budget *rate.Limiter
 
 	mu          sync.Mutex
 	periodStart time.Time
@@ -86,13 +95,33 @@ func (p *statusPacer) unpace(now time.Time) {
 	p.limit.Set(statusPaceCeiling)
 }
 
-func newStatusPacer(burst int, limit prometheus.Gauge) *statusPacer {
+// newStatusPacer paces up to burst writes at once; budget, when above 0,
+// caps the telemetry writes a second on average over statusBudgetWindow.
+func newStatusPacer(burst int, budget float64, limit prometheus.Gauge) *statusPacer {
 	limit.Set(statusPaceCeiling)
-	return &statusPacer{limiter: rate.NewLimiter(statusPaceCeiling, max(burst, 1)), limit: limit}
+	p := &statusPacer{limiter: rate.NewLimiter(statusPaceCeiling, max(burst, 1)), limit: limit}
+	if budget > 0 {
+		p.budget = rate.NewLimiter(rate.Limit(budget), max(1, int(budget*statusBudgetWindow.Seconds())))
+	}
+	return p
 }
 
-// wait blocks until the next status write may start.
+// wait blocks until the next write that yields to the API server's other
+// clients may start.
 func (p *statusPacer) wait(ctx context.Context) error {
+	return p.limiter.Wait(ctx)
+}
+
+// waitBudgeted is wait for a telemetry status write, which the operator's
+// budget bounds too. Emptying managedFields is not budgeted: it is one
+// write per object in its life, and budgeted it would hold a new pool's
+// first readings back for minutes.
+func (p *statusPacer) waitBudgeted(ctx context.Context) error {
+	if p.budget != nil {
+		if err := p.budget.Wait(ctx); err != nil {
+			return err
+		}
+	}
 	return p.limiter.Wait(ctx)
 }
 

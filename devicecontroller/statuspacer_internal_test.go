@@ -1,6 +1,7 @@
 package devicecontroller
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -37,7 +38,7 @@ func TestNextStatusRate(t *testing.T) {
 // period, and shows it on the gauge.
 func TestStatusPacerFollowsTheAPIServer(t *testing.T) {
 	gauge := prometheus.NewGauge(prometheus.GaugeOpts{Name: "limit"})
-	p := newStatusPacer(4, gauge)
+	p := newStatusPacer(4, 0, gauge)
 	start := time.Unix(1000, 0)
 	writes := func(from time.Time, n int, took time.Duration) time.Time {
 		for i := range n {
@@ -70,7 +71,7 @@ func TestStatusPacerFollowsTheAPIServer(t *testing.T) {
 // however slowly the API server answers them meanwhile.
 func TestStatusPacerLetsACatchUpThrough(t *testing.T) {
 	gauge := prometheus.NewGauge(prometheus.GaugeOpts{Name: "limit"})
-	p := newStatusPacer(4, gauge)
+	p := newStatusPacer(4, 0, gauge)
 	start := time.Unix(1000, 0)
 	for i := range 30 {
 		p.observe(start.Add(time.Duration(i)*100*time.Millisecond), time.Second)
@@ -92,5 +93,43 @@ func TestStatusPacerLetsACatchUpThrough(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(gauge); got >= statusPaceCeiling {
 		t.Fatalf("limit %v after the catch-up with slow writes, want pacing again", got)
+	}
+}
+
+// The operator's budget lets a pool write its first readings at once, up
+// to statusBudgetWindow's worth, and then only at the budget's rate; the
+// writes that empty managedFields never draw on it.
+func TestStatusBudgetAllowsAWindowAtOnceThenItsRate(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		budget      float64
+		atOnce      int
+		thenBlocked bool
+	}{
+		{"no budget: only the pacing", 0, 2000, false},
+		{"two a second: 75 seconds' worth at once", 2, 150, true},
+		{"a fraction still allows one", 0.001, 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newStatusPacer(tc.atOnce, tc.budget, prometheus.NewGauge(prometheus.GaugeOpts{Name: "limit"}))
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			for i := range tc.atOnce {
+				if err := p.waitBudgeted(ctx); err != nil {
+					t.Fatalf("write %d of %d waited: %v", i+1, tc.atOnce, err)
+				}
+			}
+			// The next one would wait at least 1/budget: longer than the
+			// deadline below, so Wait refuses at once rather than sleeping.
+			short, cancelShort := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancelShort()
+			err := p.waitBudgeted(short)
+			if blocked := err != nil; blocked != tc.thenBlocked {
+				t.Fatalf("write after the burst: error %v, want blocked %v", err, tc.thenBlocked)
+			}
+			if err := p.wait(short); err != nil {
+				t.Fatalf("an unbudgeted write waited on the budget: %v", err)
+			}
+		})
 	}
 }

@@ -120,7 +120,7 @@ func newTelemetry(s *shared, commands *commandDriver, lookup func(context.Contex
 		shared: s, commands: commands, lookup: lookup,
 		writes:     newQueueSource[types.NamespacedName](),
 		counters:   s.metrics.telemetryCounters(s.opts.Northbound != nil),
-		pacer:      newStatusPacer(s.opts.StatusWriters, s.metrics.statusWriteLimit.WithLabelValues(s.metrics.pool)),
+		pacer:      newStatusPacer(s.opts.StatusWriters, s.opts.StatusWriteRate, s.metrics.statusWriteLimit.WithLabelValues(s.metrics.pool)),
 		owners:     map[string]ownerEntry{},
 		devices:    map[types.NamespacedName]*deviceState{},
 		northbound: make(chan northboundItem, s.opts.NorthboundQueue),
@@ -261,7 +261,7 @@ func (t *telemetry) flush(ctx context.Context, key types.NamespacedName) {
 		t.disown(key, edgexName)
 		return
 	}
-	patch, newest := t.statusPatch(key, dev, latest)
+	patch, newest, first := t.statusPatch(key, dev, latest)
 	var body []byte
 	var err error
 	switch {
@@ -284,11 +284,17 @@ func (t *telemetry) flush(ctx context.Context, key types.NamespacedName) {
 		t.requeueIfDesired(key, dev, latest)
 		return
 	}
-	if err == nil && !readsDesired(dev, latest) {
+	switch {
+	case err != nil, readsDesired(dev, latest):
 		// A reading of a property with a desired value confirms or
 		// contradicts a command, and status is what a restarted bridge
 		// commands from: such writes are not paced, like the commands.
+	case first:
+		// A property's first value is what a person waits for on a new
+		// device or pool; only later values share the operator's budget.
 		err = t.pacer.wait(ctx)
+	default:
+		err = t.pacer.waitBudgeted(ctx)
 	}
 	if err == nil {
 		start := time.Now()
@@ -330,17 +336,18 @@ func newestReading(latest []reading) int64 {
 	return newest
 }
 
-// statusPatch returns the status entries that changed and the newest
-// reading time (ms).
-func (t *telemetry) statusPatch(key types.NamespacedName, dev *v1alpha1.Device, latest []reading) (map[string]any, int64) {
-	patch := map[string]any{}
-	var newest int64
+// statusPatch returns the status entries that changed, the newest reading
+// time (ms), and whether one of them is a property's first value in
+// status.
+func (t *telemetry) statusPatch(key types.NamespacedName, dev *v1alpha1.Device, latest []reading) (patch map[string]any, newest int64, first bool) {
+	patch = map[string]any{}
 	for _, r := range latest {
 		res := r.resource
 		if r.originNanos < t.commands.confirmedAt(key, res).UnixNano() {
 			continue // taken before the device accepted a newer command
 		}
 		cur, known := reportedOf(t.opts.DeviceFields, key, dev, res)
+		first = first || !known
 		ms := r.originNanos / int64(time.Millisecond)
 		if r.mediaType != "" || r.binarySize > 0 {
 			if known && cur.binary != nil && cur.binary.mediaType == r.mediaType && cur.binary.size == r.binarySize {
@@ -360,7 +367,7 @@ func (t *telemetry) statusPatch(key types.NamespacedName, dev *v1alpha1.Device, 
 		}
 		newest = max(newest, ms)
 	}
-	return patch, newest
+	return patch, newest, first
 }
 
 // requeueReadings puts back readings whose write failed, unless newer ones

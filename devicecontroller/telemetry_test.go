@@ -472,3 +472,56 @@ func TestReadingsFollowTheEdgeXName(t *testing.T) {
 		t.Fatalf("%s took a reading of the EdgeX device it no longer claims: temperature %s", dev.Name, got)
 	}
 }
+
+// With --status-write-rate, a pool's later values wait for its budget, but
+// a property's first value does not: a new device's readings show in
+// status at once, however much of the budget the pool has spent.
+func TestStatusBudgetHoldsLaterValuesNotFirstOnes(t *testing.T) {
+	p := startPool(t, poolConfig{seedDemo: true, options: func(o *devicecontroller.Options) {
+		// One write at once, then one every thousand seconds.
+		o.StatusInterval, o.StatusWriteRate = 100*time.Millisecond, 0.001
+	}})
+	sensor, gpio := simulator.DemoDevices()[1].Name, simulator.DemoDevices()[0].Name
+	sensorName, gpioName := convert.PreferredKubeName(p.name, sensor), convert.PreferredKubeName(p.name, gpio)
+	waitFor(p, &v1alpha1.Device{}, sensorName, func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
+	waitFor(p, &v1alpha1.Device{}, gpioName, func(d *v1alpha1.Device) error { return synced(d.Status.Synced, d.Status.Conditions) })
+	ctx := context.Background()
+	temperature := func(value string) {
+		t.Helper()
+		if err := p.sim.PublishReadings(ctx, sensor, map[string]string{"temperature": value}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(p, &v1alpha1.Device{}, sensorName, func(d *v1alpha1.Device) error {
+			if got := d.Status.DeviceProperties["temperature"]; !convert.EqualValues("Float32", got.ActualValue, value) {
+				return fmt.Errorf("temperature status %+v, want %s", got, value)
+			}
+			return nil
+		})
+	}
+	temperature("1.5") // the first value: not budgeted
+	temperature("2.5") // the budget's one write
+	writes := metric(t, "edgebridge_status_writes_total", p.name)
+	if err := p.sim.PublishReadings(ctx, sensor, map[string]string{"temperature": "3.5"}); err != nil {
+		t.Fatal(err)
+	}
+	// The GPIO board's first value goes past the spent budget.
+	if err := p.sim.PublishReadings(ctx, gpio, map[string]string{"pin_27": "true"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(p, &v1alpha1.Device{}, gpioName, func(d *v1alpha1.Device) error {
+		if got := d.Status.DeviceProperties["pin_27"]; !convert.EqualValues("Bool", got.ActualValue, "true") {
+			return fmt.Errorf("pin_27 status %+v", got)
+		}
+		return nil
+	})
+	if got := metric(t, "edgebridge_status_writes_total", p.name) - writes; got != 1 {
+		t.Errorf("%v status writes after the budget was spent, want only the GPIO board's first value", got)
+	}
+	var d v1alpha1.Device
+	if err := p.get(&d, sensorName); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Status.DeviceProperties["temperature"]; !convert.EqualValues("Float32", got.ActualValue, "2.5") {
+		t.Errorf("temperature status %+v past a spent budget, want it held at 2.5", got)
+	}
+}

@@ -71,6 +71,7 @@ type flags struct {
 	guardFraction                         float64
 	guardMinimum, workers, maxSeries      int
 	statusWriters                         int
+	statusWriteRate                       float64
 	pruneManagedFields                    bool
 	metricsAddr, probeAddr, pprofAddr     string
 	leaderElect                           bool
@@ -123,6 +124,7 @@ func parseFlags() (*flags, *zap.Options) {
 	fs.IntVar(&f.guardMinimum, "deletion-guard-minimum", 5, "how many of a kind's imported objects vanishing from one resync's list hold their deletions, at least (more than half of them always do)")
 	fs.IntVar(&f.workers, "workers", 16, "objects of each kind reconciled at once")
 	fs.DurationVar(&f.statusInterval, "status-interval", 5*time.Second, "least time between two telemetry status writes of one device")
+	fs.Float64Var(&f.statusWriteRate, "status-write-rate", 0, "the pool's budget of telemetry status writes a second, averaged over 75 s, beyond each property's first value: its share of an API server that many pools share (0: no budget, paced only by how fast the API server answers)")
 	fs.IntVar(&f.statusWriters, "status-writers", 4, "telemetry status writes in flight at once (they coalesce, so few keep status fresh without crowding the API server)")
 	fs.DurationVar(&f.connectedRefresh, "connected-refresh", 10*time.Minute, "how stale status.lastConnected may grow while a device keeps reporting unchanged values (negative: never refreshed)")
 	fs.BoolVar(&f.pruneManagedFields, "prune-managed-fields", true, "empty the API server's record of field owners (metadata.managedFields) on objects nobody applies server-side, once each, when the bridge is quiet: it is half of what the API server holds per Device")
@@ -173,6 +175,9 @@ func main() {
 }
 
 func run(ctx context.Context, f *flags) error {
+	if f.statusWriteRate < 0 {
+		return fmt.Errorf("--status-write-rate must be 0 (no budget) or more, not %g", f.statusWriteRate)
+	}
 	// controller-runtime's own --kubeconfig flag (or $KUBECONFIG, or the
 	// in-cluster configuration) says where the API server is.
 	cfg, err := ctrl.GetConfig()
@@ -257,7 +262,7 @@ func run(ctx context.Context, f *flags) error {
 		Cloud: cloud, PoolSelection: selection, DeviceFields: fields,
 		NodePool: pool, Namespaces: namespaces, ResyncPeriod: f.resyncPeriod,
 		DeletionGuardFraction: f.guardFraction, DeletionGuardMinimum: f.guardMinimum, Workers: f.workers,
-		StatusInterval: f.statusInterval, StatusWriters: f.statusWriters, ConnectedRefresh: f.connectedRefresh, KeepManagedFields: !f.pruneManagedFields, MaxReadingSeries: f.maxSeries, NorthboundPrefix: f.northboundPrefix,
+		StatusInterval: f.statusInterval, StatusWriters: f.statusWriters, StatusWriteRate: f.statusWriteRate, ConnectedRefresh: f.connectedRefresh, KeepManagedFields: !f.pruneManagedFields, MaxReadingSeries: f.maxSeries, NorthboundPrefix: f.northboundPrefix,
 		CommandTransport: f.transport, CommandTimeout: f.commandTimeout, CommandRate: f.commandRate,
 		CommandBurst: f.commandBurst, MaxCommandsInFlight: f.commandsInFlight,
 	}
