@@ -35,7 +35,16 @@ type commandPhase struct {
 	// watch showing it (see latencyPhase).
 	SeenByWatch *latencyStats `json:"seenByWatch,omitempty"`
 	Split       *timeSplit    `json:"timeSplit,omitempty"`
+	// started is when the window began, slowSent when each command slower
+	// than slowCommand was patched: pools measured side by side merge
+	// them to tell one stall from a load spread over the window.
+	started  time.Time
+	slowSent []time.Time
 }
+
+// slowCommand is the latency past which a command counts as slow: the
+// target's p99.
+const slowCommand = 200 * time.Millisecond
 
 var errNoTargets = errors.New("no managed devices to command (the cloud-to-edge phase created none)")
 
@@ -62,6 +71,8 @@ func (p *pool) commandsAt(ctx context.Context, transport string, targets []manag
 		return res, errNoTargets
 	}
 	pr := newProbe()
+	pr.slowAfter = slowCommand
+	res.started = time.Now().Add(offset)
 	cancel := p.sim.OnWrite(func(w simulator.Write) { pr.effect(commandKey(w.Device, w.Resource), w.At) })
 	defer cancel()
 	seen := newProbe()
@@ -122,6 +133,7 @@ func (p *pool) commandsAt(ctx context.Context, transport string, targets []manag
 	res.WindowSeconds, res.Commands, res.FailedCalls = run.Elapsed.Seconds(), run.Started, int(failed.Load())
 	res.MaxLateMs = float64(run.MaxLate.Microseconds()) / 1000
 	res.Latency = pr.stats(transport)
+	res.slowSent = pr.slowCauses()
 	res.OtherCores = p.rig.load.othersCores(time.Now().Add(-run.Elapsed), time.Now())
 	match := map[string]string{"transport": transport}
 	if n := after.sum("edgebridge_command_duration_seconds_count", match) - before.sum("edgebridge_command_duration_seconds_count", match); n > 0 {

@@ -18,6 +18,9 @@ type probe struct {
 	mu      sync.Mutex
 	pending map[string]cause
 	done    map[string][]time.Duration
+	// slow are the causes of effects that took over slowAfter, when set.
+	slowAfter time.Duration
+	slow      []time.Time
 	// settled is signalled whenever an effect removes a pending cause.
 	settled chan struct{}
 }
@@ -54,6 +57,9 @@ func (p *probe) effect(key string, at time.Time) bool {
 	if ok {
 		delete(p.pending, key)
 		p.done[c.series] = append(p.done[c.series], at.Sub(c.at))
+		if p.slowAfter > 0 && at.Sub(c.at) > p.slowAfter {
+			p.slow = append(p.slow, c.at)
+		}
 	}
 	p.mu.Unlock()
 	if ok {
@@ -76,6 +82,14 @@ func (p *probe) outstanding() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.pending)
+}
+
+// slowCauses are when the causes of the effects slower than slowAfter
+// were made.
+func (p *probe) slowCauses() []time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.slow)
 }
 
 // settle waits until every cause had its effect, or timeout passes.

@@ -79,6 +79,32 @@ func TestProbeCountsEachCauseOnce(t *testing.T) {
 	}
 }
 
+// The probe remembers when the slow effects' causes were made, and the
+// details say in which second of the window they fell.
+func TestSlowCommandsAreToldBySecond(t *testing.T) {
+	p := newProbe()
+	p.slowAfter = slowCommand
+	p.cause("quick", "rest")
+	p.cause("slow", "rest")
+	now := time.Now()
+	p.effect("quick", now.Add(10*time.Millisecond))
+	p.effect("slow", now.Add(slowCommand+time.Second))
+	if got := p.slowCauses(); len(got) != 1 || got[0].After(now) {
+		t.Fatalf("slow causes %v, want the one slow command's patch time", got)
+	}
+	for _, tc := range []struct {
+		bySecond map[int]int
+		want     string
+	}{
+		{nil, "no command over 200 ms"},
+		{map[int]int{12: 2, 6: 7}, "9 commands over 200 ms, by the second of the window they were sent in {s6: 7, s12: 2}"},
+	} {
+		if got := describeSlowBySecond(tc.bySecond); got != tc.want {
+			t.Errorf("describeSlowBySecond(%v) = %q, want %q", tc.bySecond, got, tc.want)
+		}
+	}
+}
+
 func TestGrowthFit(t *testing.T) {
 	sizes := []int{1000, 5000, 10000}
 	cases := []struct {

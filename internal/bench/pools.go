@@ -218,6 +218,11 @@ type poolsCommandPhase struct {
 	BridgeCommandMeanMs float64       `json:"bridgeCommandMeanMs"`
 	OtherCores          float64       `json:"otherProcessesCores"`
 	Cluster             clusterWindow `json:"cluster"`
+	// SlowBySecond counts the commands slower than slowCommand by the
+	// second of the window they were patched in: a few seconds hold them
+	// all when something stalled, every second some when the load is
+	// simply too much.
+	SlowBySecond map[int]int `json:"slowBySecond,omitempty"`
 }
 
 // measurePools measures row 9: the pool alone, then every pool at once.
@@ -521,6 +526,12 @@ func commandAll(ctx context.Context, r *rig, pools []*pool, targets [][]managedD
 	var samples, seen []float64
 	missed, seenMissed := 0, 0
 	for _, ph := range phases {
+		for _, at := range ph.slowSent {
+			if out.SlowBySecond == nil {
+				out.SlowBySecond = map[int]int{}
+			}
+			out.SlowBySecond[int(at.Sub(start).Seconds())]++
+		}
 		if ph.SeenByWatch != nil {
 			seen = append(seen, ph.SeenByWatch.SamplesMs...)
 			seenMissed += ph.SeenByWatch.Missed

@@ -136,12 +136,27 @@ func (r *results) poolsDetails() string {
 	if c := p.Commands; c != nil {
 		fmt.Fprintf(&b, "  Commands side by side: %d in %s (%d calls failed, generator at most %s late, other processes %.2f cores); "+
 			"patch to the benchmark's own watch showing it: %s; the bridges' own send-to-answer mean %s; API server %.2f cores, %s; "+
-			"API server time per write %s; Device watch event dispatch, mean by stage, %s; %.0f watchers closed as too slow; %s.\n",
+			"API server time per write %s; Device watch event dispatch, mean by stage, %s; %.0f watchers closed as too slow; %s; %s.\n",
 			c.Commands, secs(c.WindowSeconds), c.FailedCalls, ms(c.MaxLateMs), c.OtherCores, describeLatency(c.SeenByWatch),
 			ms(c.BridgeCommandMeanMs), c.Cluster.APIServerCores, c.Cluster.Machine.describe(),
-			formatMeans(c.Cluster.WriteMs, nil), formatMeans(c.Cluster.DeviceDispatchMs, nil), c.Cluster.TerminatedWatchers, c.Cluster.GC.describe())
+			formatMeans(c.Cluster.WriteMs, nil), formatMeans(c.Cluster.DeviceDispatchMs, nil), c.Cluster.TerminatedWatchers, c.Cluster.GC.describe(),
+			describeSlowBySecond(c.SlowBySecond))
 	}
 	return b.String()
+}
+
+// describeSlowBySecond says when the slow commands were sent.
+func describeSlowBySecond(bySecond map[int]int) string {
+	if len(bySecond) == 0 {
+		return fmt.Sprintf("no command over %s", ms(float64(slowCommand.Milliseconds())))
+	}
+	var parts []string
+	total := 0
+	for _, s := range slices.Sorted(maps.Keys(bySecond)) {
+		parts = append(parts, fmt.Sprintf("s%d: %d", s, bySecond[s]))
+		total += bySecond[s]
+	}
+	return fmt.Sprintf("%d commands over %s, by the second of the window they were sent in {%s}", total, ms(float64(slowCommand.Milliseconds())), strings.Join(parts, ", "))
 }
 
 func perObject(bytes, objects float64) float64 {
