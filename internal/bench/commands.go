@@ -35,10 +35,9 @@ type commandPhase struct {
 	// watch showing it (see latencyPhase).
 	SeenByWatch *latencyStats `json:"seenByWatch,omitempty"`
 	Split       *timeSplit    `json:"timeSplit,omitempty"`
-	// started is when the window began, slowSent when each command slower
-	// than slowCommand was patched: pools measured side by side merge
-	// them to tell one stall from a load spread over the window.
-	started  time.Time
+	// slowSent is when each command slower than slowCommand was patched:
+	// pools measured side by side merge them to tell one stall from a load
+	// spread over the window.
 	slowSent []time.Time
 }
 
@@ -72,7 +71,6 @@ func (p *pool) commandsAt(ctx context.Context, transport string, targets []manag
 	}
 	pr := newProbe()
 	pr.slowAfter = slowCommand
-	res.started = time.Now().Add(offset)
 	cancel := p.sim.OnWrite(func(w simulator.Write) { pr.effect(commandKey(w.Device, w.Resource), w.At) })
 	defer cancel()
 	seen := newProbe()
