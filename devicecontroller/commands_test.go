@@ -4,9 +4,14 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/edgebridge/edgebridge/api/v1alpha1"
 	"github.com/edgebridge/edgebridge/edgex/convert"
@@ -53,12 +58,7 @@ func commandDevice(p *pool, name, profile string) *v1alpha1.Device {
 
 // setDesired is `kubectl edit device`: one desired property value.
 func setDesired(p *pool, device, resource, value string) {
-	update(p, &v1alpha1.Device{}, device, func(d *v1alpha1.Device) {
-		if d.Spec.DeviceProperties == nil {
-			d.Spec.DeviceProperties = map[string]v1alpha1.DesiredPropertyState{}
-		}
-		d.Spec.DeviceProperties[resource] = v1alpha1.DesiredPropertyState{Name: resource, DesiredValue: value}
-	})
+	setDesiredInto(p, &v1alpha1.Device{}, device, resource, value)
 }
 
 // waitProperty waits until status shows the device reported want for the
@@ -116,6 +116,67 @@ func TestCommandsReachTheDevice(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A command's life, pending to succeeded, is one status write when the
+// device answers at once, and the device's report of the value another:
+// every Device version is held, decoded, in the API server's watch cache,
+// and with many pools on one API server the versions a command costs are
+// what a person's next patch waits behind (make bench row 9e).
+func TestCommandCostsTwoStatusWrites(t *testing.T) {
+	for _, transport := range []string{"rest", "mqtt"} {
+		t.Run(transport, func(t *testing.T) {
+			p := startPool(t, poolConfig{seedDemo: true, transport: transport})
+			commandDevice(p, "cmd-writes", simulator.ProfileSensor)
+			patched := &v1alpha1.Device{}
+			setDesiredInto(p, patched, "cmd-writes", "sample_rate", "250")
+			watcher, err := client.NewWithWatch(kube.Config, client.Options{Scheme: testenv.Scheme()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), testenv.DefaultTimeout)
+			defer cancel()
+			w, err := watcher.Watch(ctx, &v1alpha1.DeviceList{}, client.InNamespace(p.ns),
+				&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: patched.ResourceVersion}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Stop()
+			var versions []string
+			for {
+				var ev watch.Event
+				select {
+				case ev = <-w.ResultChan():
+				case <-ctx.Done():
+					t.Fatalf("the command never settled; versions after the patch: %v", versions)
+				}
+				d, ok := ev.Object.(*v1alpha1.Device)
+				if !ok || d.Name != "cmd-writes" {
+					continue
+				}
+				got := d.Status.DeviceProperties["sample_rate"]
+				synced := reason(d.Status.Conditions, v1alpha1.ConditionPropertiesSynced, v1alpha1.ReasonInSync)
+				versions = append(versions, fmt.Sprintf("%s (actualValue %q, lastCommand %+v, %v)", d.ResourceVersion, got.ActualValue, got.LastCommand, synced))
+				if got.ActualValue == "250" && got.LastCommand != nil && got.LastCommand.Result == v1alpha1.CommandSucceeded && synced == nil {
+					break
+				}
+			}
+			if len(versions) > 2 {
+				t.Errorf("the command took %d status writes to settle, want at most 2 (its outcome, the device's report):\n%s",
+					len(versions), strings.Join(versions, "\n"))
+			}
+		})
+	}
+}
+
+// setDesiredInto is setDesired, leaving the written Device in obj.
+func setDesiredInto(p *pool, obj *v1alpha1.Device, device, resource, value string) {
+	update(p, obj, device, func(d *v1alpha1.Device) {
+		if d.Spec.DeviceProperties == nil {
+			d.Spec.DeviceProperties = map[string]v1alpha1.DesiredPropertyState{}
+		}
+		d.Spec.DeviceProperties[resource] = v1alpha1.DesiredPropertyState{Name: resource, DesiredValue: value}
+	})
 }
 
 // Desired and reported values are compared by value type: a float the
