@@ -35,6 +35,9 @@ type bridgeSettings struct {
 	transport                    string
 	logName                      string
 	statusInterval, resyncPeriod time.Duration
+	// statusWriteRate is --status-write-rate, left at the bridge's default
+	// when 0.
+	statusWriteRate float64
 }
 
 func startBridge(r *rig, s bridgeSettings) (*bridgeProc, error) {
@@ -62,6 +65,9 @@ func startBridge(r *rig, s bridgeSettings) (*bridgeProc, error) {
 		"--status-interval=" + s.statusInterval.String(),
 		"--kube-api-qps=" + strconv.FormatFloat(r.cfg.kubeQPS, 'f', -1, 64),
 		"--kube-api-burst=" + strconv.Itoa(r.cfg.kubeBurst),
+	}
+	if s.statusWriteRate > 0 {
+		args = append(args, "--status-write-rate="+strconv.FormatFloat(s.statusWriteRate, 'f', -1, 64))
 	}
 	args = append(args, r.cfg.bridgeArgs...)
 	b := &bridgeProc{

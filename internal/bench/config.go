@@ -56,6 +56,10 @@ type config struct {
 	// pools bridges, one per pool of poolDevices devices, run side by side
 	// against the one API server in row 9; 0 takes the mode's default.
 	pools, poolDevices int
+	// poolStatusWriteRate is each row-9 bridge's --status-write-rate: the
+	// pool's share of the API server's telemetry status writes, as an
+	// operator sets it for many pools on one API server (0: none).
+	poolStatusWriteRate float64
 
 	// rows are the table rows to measure; empty measures them all.
 	rows rowSet
@@ -93,6 +97,8 @@ func parseConfig(args []string) (*config, error) {
 		fmt.Sprintf("readings in each telemetry event, 1 to %d: an autoEvent reading a device command of that many resources", maxReadingsPerEvent))
 	fs.IntVar(&c.pools, "pools", 0, "row 9: bridges side by side against one API server, one per pool (default 20)")
 	fs.IntVar(&c.poolDevices, "pool-devices", 0, "row 9: devices in each of those pools (default 500, or 50 with -small)")
+	fs.Float64Var(&c.poolStatusWriteRate, "pool-status-write-rate", 1,
+		"row 9: each pool's bridge's --status-write-rate, as README's \"Many pools on one API server\" sizes it: 20 telemetry status writes a second for the API server of a 2-CPU machine, shared by 20 pools (0: no budget, the bridge's default)")
 	fs.DurationVar(&c.timeout, "timeout", 45*time.Minute, "the whole run stops after this")
 	fs.Func("only", "measure only these rows, comma-separated, such as 7 or 3,4 (5 is 5a and 5b, 6 is 6a to 6d, 9 is 9a to 9e); "+
 		"what a row needs runs too (the main pool's import for 3 to 7, row 1 for 2, row 4's managed devices for 5, row 6 for 8), "+
@@ -142,6 +148,9 @@ func (c *config) validate() error {
 	}
 	if c.poolDevices < 10 {
 		errs = append(errs, fmt.Errorf("-pool-devices %d: at least 10 are needed", c.poolDevices))
+	}
+	if c.poolStatusWriteRate < 0 {
+		errs = append(errs, fmt.Errorf("-pool-status-write-rate %g: 0 (no budget) or more", c.poolStatusWriteRate))
 	}
 	if c.changingShare < 0 || c.changingShare > 1 {
 		errs = append(errs, fmt.Errorf("-changing-share %v is not between 0 and 1", c.changingShare))

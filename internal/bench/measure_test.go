@@ -208,6 +208,30 @@ func TestVerdicts(t *testing.T) {
 	}
 }
 
+// Row 9 is measured under whatever status write budget its bridges had,
+// and a reader of the table must see which.
+func TestManyPoolsRowsSayTheBudget(t *testing.T) {
+	cases := []struct {
+		rate float64
+		want string
+	}{
+		{0, "no status write budget"},
+		{1, "each with --status-write-rate=1)"},
+		{2.5, "each with --status-write-rate=2.5)"},
+	}
+	for _, tc := range cases {
+		p := manyPools(50, 0.010, 50, 0.010, 2)
+		p.StatusWriteRate = tc.rate
+		res := results{Pools: p}
+		res.evaluate()
+		for _, r := range res.Rows {
+			if strings.HasPrefix(r.ID, "9") && !strings.Contains(r.Measure, tc.want) {
+				t.Errorf("budget %g: row %s is %q, want it to say %q", tc.rate, r.ID, r.Measure, tc.want)
+			}
+		}
+	}
+}
+
 // manyPools is row 9 with the pool alone at aloneRSS and aloneCores and
 // the median bridge among many at rss and cores.
 func manyPools(aloneRSS, aloneCores, rss, cores, eventsPerWrite float64) *poolsResult {

@@ -24,6 +24,8 @@ type pool struct {
 	// quiet leaves out progress lines, for pools measured side by side,
 	// whose summary says enough.
 	quiet bool
+	// statusWriteRate is the bridge's --status-write-rate (0: its default).
+	statusWriteRate float64
 }
 
 // newPool starts a pool's simulator seeded with n devices, and its
@@ -73,6 +75,7 @@ func (p *pool) startBridge(transport string) error {
 		metadataURL: p.sim.MetadataURL(), commandURL: p.sim.CommandURL(),
 		transport: transport, logName: fmt.Sprintf("bridge-%s-%s", p.name, transport),
 		statusInterval: p.rig.cfg.statusInterval, resyncPeriod: p.rig.cfg.resyncPeriod,
+		statusWriteRate: p.statusWriteRate,
 	})
 	if err != nil {
 		return err

@@ -31,6 +31,9 @@ type poolsResult struct {
 	Pools          int    `json:"pools"`
 	DevicesPerPool int    `json:"devicesPerPool"`
 	Namespace      string `json:"namespace"`
+	// StatusWriteRate is every bridge's --status-write-rate, the pool
+	// alone's too (0: none).
+	StatusWriteRate float64 `json:"statusWriteRate"`
 	// Alone is one pool of the same size with no other bridge running.
 	Alone    alonePool          `json:"alone"`
 	Import   *poolsImport       `json:"import,omitempty"`
@@ -230,7 +233,7 @@ type poolsCommandPhase struct {
 // timeouts.
 func measurePools(ctx context.Context, r *rig, physicalPerDevice float64) (*poolsResult, error) {
 	cfg := r.cfg
-	res := &poolsResult{Pools: cfg.pools, DevicesPerPool: cfg.poolDevices, Namespace: poolsNamespace}
+	res := &poolsResult{Pools: cfg.pools, DevicesPerPool: cfg.poolDevices, Namespace: poolsNamespace, StatusWriteRate: cfg.poolStatusWriteRate}
 	if physicalPerDevice <= 0 {
 		// Row 1 on this machine, for the timeouts only.
 		physicalPerDevice = 0.006
@@ -252,6 +255,7 @@ func measureAlone(ctx context.Context, r *rig, out *alonePool, physicalPerDevice
 	if err != nil {
 		return err
 	}
+	p.statusWriteRate = cfg.poolStatusWriteRate
 	defer p.close()
 	imp, err := p.measureImport(ctx, physicalPerDevice*float64(cfg.poolDevices))
 	out.Import = &imp
@@ -324,6 +328,7 @@ func measureSideBySide(ctx context.Context, r *rig, res *poolsResult, physicalPe
 			return err
 		}
 		pools[i].quiet = true
+		pools[i].statusWriteRate = cfg.poolStatusWriteRate
 	}
 
 	imp, err := importAll(ctx, r, pools, physicalPerDevice*float64(cfg.pools*cfg.poolDevices))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -33,7 +34,7 @@ func (r *results) poolsRows() []row {
 	if p == nil {
 		return rows
 	}
-	shape := fmt.Sprintf(" (%d bridges × %s devices = %s, one namespace)", p.Pools, count(p.DevicesPerPool), count(p.Pools*p.DevicesPerPool))
+	shape := fmt.Sprintf(" (%d bridges × %s devices = %s, one namespace, %s)", p.Pools, count(p.DevicesPerPool), count(p.Pools*p.DevicesPerPool), p.budget())
 	for i := range rows {
 		rows[i].Measure += shape
 	}
@@ -72,6 +73,14 @@ func (r *results) poolsRows() []row {
 		rows[4].Result = verdict(c.Latency.Count > 0 && c.Latency.Missed == 0 && c.Latency.P99 <= 200)
 	}
 	return rows
+}
+
+// budget says how the bridges' telemetry status writes were bounded.
+func (p *poolsResult) budget() string {
+	if p.StatusWriteRate <= 0 {
+		return "no status write budget"
+	}
+	return fmt.Sprintf("each with --status-write-rate=%s", strconv.FormatFloat(p.StatusWriteRate, 'f', -1, 64))
 }
 
 func aloneAPIServerCores(p *poolsResult) float64 {
