@@ -307,11 +307,9 @@ func (c *commandDriver) awaitAnswers(ctx context.Context, key types.NamespacedNa
 		case <-ctx.Done():
 			return
 		}
-		c.mu.Lock()
-		if st := c.stateLocked(propKey{key, pl.name}); st != nil {
-			pl.outcome = st.outcomeFor(pl.want, pl.outcome)
+		if own := c.ownOutcome(propKey{key, pl.name}); own != nil && own.Value == pl.want {
+			pl.outcome = own
 		}
-		c.mu.Unlock()
 	}
 }
 

@@ -145,8 +145,12 @@ func TestCommandCostsTwoStatusWrites(t *testing.T) {
 			var versions []string
 			for {
 				var ev watch.Event
+				var open bool
 				select {
-				case ev = <-w.ResultChan():
+				case ev, open = <-w.ResultChan():
+					if !open {
+						t.Fatalf("the watch ended before the command settled; versions after the patch: %v", versions)
+					}
 				case <-ctx.Done():
 					t.Fatalf("the command never settled; versions after the patch: %v", versions)
 				}
