@@ -246,16 +246,27 @@ func measurePools(ctx context.Context, r *rig, physicalPerDevice float64) (*pool
 	return res, measureSideBySide(ctx, r, res, physicalPerDevice)
 }
 
+// newRowNinePool is one of row 9's pools, the one alone included: in the
+// namespace they share, of the row's size, its bridge under the row's
+// status write budget.
+func newRowNinePool(ctx context.Context, r *rig, name string) (*pool, error) {
+	p, err := newPoolIn(ctx, r, name, poolsNamespace, r.cfg.poolDevices)
+	if err != nil {
+		return nil, err
+	}
+	p.statusWriteRate = r.cfg.poolStatusWriteRate
+	return p, nil
+}
+
 // measureAlone imports one pool, holds it in steady state and commands it,
 // with no other bridge running; its bridge is stopped at the end, its
 // objects stay.
 func measureAlone(ctx context.Context, r *rig, out *alonePool, physicalPerDevice float64) error {
 	cfg := r.cfg
-	p, err := newPoolIn(ctx, r, "pool-alone", poolsNamespace, cfg.poolDevices)
+	p, err := newRowNinePool(ctx, r, "pool-alone")
 	if err != nil {
 		return err
 	}
-	p.statusWriteRate = cfg.poolStatusWriteRate
 	defer p.close()
 	imp, err := p.measureImport(ctx, physicalPerDevice*float64(cfg.poolDevices))
 	out.Import = &imp
@@ -324,11 +335,10 @@ func measureSideBySide(ctx context.Context, r *rig, res *poolsResult, physicalPe
 	}()
 	for i := range pools {
 		var err error
-		if pools[i], err = newPoolIn(ctx, r, fmt.Sprintf("pool-%02d", i+1), poolsNamespace, cfg.poolDevices); err != nil {
+		if pools[i], err = newRowNinePool(ctx, r, fmt.Sprintf("pool-%02d", i+1)); err != nil {
 			return err
 		}
 		pools[i].quiet = true
-		pools[i].statusWriteRate = cfg.poolStatusWriteRate
 	}
 
 	imp, err := importAll(ctx, r, pools, physicalPerDevice*float64(cfg.pools*cfg.poolDevices))

@@ -70,7 +70,7 @@ func (r *results) poolsRows() []row {
 		if a := p.Alone.Commands; a != nil {
 			rows[4].Measured += fmt.Sprintf("; the pool alone: p50 %s, p99 %s", ms(a.Latency.P50), ms(a.Latency.P99))
 		}
-		rows[4].Result = verdict(c.Latency.Count > 0 && c.Latency.Missed == 0 && c.Latency.P99 <= 200)
+		rows[4].Result = verdict(c.Latency.Count > 0 && c.Latency.Missed == 0 && c.Latency.P99 <= float64(slowCommand.Milliseconds()))
 	}
 	return rows
 }
